@@ -1,0 +1,1 @@
+//! Host-side test support: simulated Ethernet segment, QEMU launcher and scenario runner.

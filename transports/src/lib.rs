@@ -1,0 +1,4 @@
+//! Transports behind one trait (tcp, udp-sec, auto) and the stream multiplexer (sans-IO, no_std + alloc).
+#![no_std]
+
+extern crate alloc;
