@@ -1,1 +1,9 @@
-//! Host-side test support: simulated Ethernet segment, QEMU launcher and scenario runner.
+//! Host-side test support for DSoftBus-lite: the QEMU launcher shared by
+//! `make run`, the scenario tests and the boot benchmarks; serial-marker
+//! matching; and the scenario table.
+
+pub mod cli;
+pub mod markers;
+pub mod qemu;
+pub mod scenarios;
+pub mod simwire;

@@ -1,0 +1,97 @@
+# DSoftBus-lite unikernel. `make help` lists the targets and knobs.
+#
+# Knobs (make VAR=value):
+#   NODES=1|2|3        nodes (NICs, network stacks) in the image        (default 1)
+#   transport=auto|tcp|udp-sec   session transport                      (default auto)
+#   SCENARIO=normal|spoof        scenario (spoof: with NODES=3)         (default normal)
+#   CMDLINE="k=v ..."  extra kernel command-line options (see README)
+#   ACCEL=tcg|kvm|auto accelerator; TCG is the dependable default       (default tcg)
+#   FIRMWARE=auto|qboot|seabios  auto = qboot, SeaBIOS if it hangs     (default auto)
+#   PCAP=1             write one pcap per NIC into out/pcap/
+#   TIMEOUT=secs       wall-clock limit of one run                      (default 120)
+#   FEATURES=...       cargo features of the image (e.g. test-keys)
+
+NODES     ?= 1
+transport ?= auto
+SCENARIO  ?= normal
+CMDLINE   ?=
+ACCEL     ?= tcg
+FIRMWARE  ?= auto
+PCAP      ?= 0
+TIMEOUT   ?= 120
+FEATURES  ?=
+
+CARGO        ?= cargo
+TARGET       := x86_64-unknown-none
+TARGET_DIR   := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
+IMAGE        := $(TARGET_DIR)/$(TARGET)/release/dsoftbus
+OUT          := $(CURDIR)/out
+APPEND       := nodes=$(NODES) transport=$(transport) scenario=$(SCENARIO) $(CMDLINE)
+BOOT_OPTS    := --accel $(ACCEL) --firmware $(FIRMWARE) --kernel $(IMAGE)
+PCAP_OPT     := $(if $(filter 1,$(PCAP)),--pcap $(OUT)/pcap,)
+TOOLS        := $(CARGO) run -q --release -p dsb-tests --bin
+
+.PHONY: help deps qemu-dep target-dep image size run test-host test-qemu test bench fmt clippy clean
+
+help:
+	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
+	@echo "targets: run image size test-host test bench fmt clippy clean deps"
+
+# --- set-up: a fresh machine has no QEMU and no bare-metal Rust target --------
+deps: qemu-dep target-dep
+
+qemu-dep:
+	@command -v qemu-system-x86_64 >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "make: installing qemu-system-x86 with apt-get (one time)"; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-system-x86 >/dev/null; } \
+	      || { echo "make: 'apt-get install qemu-system-x86' failed"; exit 1; }; \
+	  else \
+	    echo "make: qemu-system-x86_64 not found: install qemu-system-x86 (e.g. sudo apt-get install qemu-system-x86)"; exit 1; \
+	  fi; }
+
+target-dep:
+	@rustup target list --installed 2>/dev/null | grep -qx $(TARGET) || { \
+	  if command -v rustup >/dev/null 2>&1; then \
+	    echo "make: adding Rust target $(TARGET) with rustup (one time)"; \
+	    rustup target add $(TARGET) >/dev/null || { echo "make: 'rustup target add $(TARGET)' failed"; exit 1; }; \
+	  else \
+	    echo "make: Rust target $(TARGET) missing: install rustup and run 'rustup target add $(TARGET)'"; exit 1; \
+	  fi; }
+
+# --- the image ----------------------------------------------------------------
+image: target-dep
+	$(CARGO) build --release -p dsb-app --bin dsoftbus --target $(TARGET) $(if $(FEATURES),--features $(FEATURES),)
+
+size: image
+	@mkdir -p $(OUT)
+	@objcopy --strip-all $(IMAGE) $(OUT)/dsoftbus.stripped
+	@echo "image: $$(stat -c %s $(IMAGE)) bytes, stripped: $$(stat -c %s $(OUT)/dsoftbus.stripped) bytes"
+
+run: qemu-dep image
+	@$(TOOLS) qemu-run -- --nodes $(NODES) --append "$(APPEND)" --timeout $(TIMEOUT) $(BOOT_OPTS) $(PCAP_OPT)
+
+# --- tests ---------------------------------------------------------------------
+test-host:
+	$(CARGO) test --workspace
+
+test-qemu: qemu-dep image
+	$(TOOLS) scenarios -- $(BOOT_OPTS)
+
+test: test-host test-qemu
+
+# --- benchmarks: one `BENCH <name> <value> <unit>` line per figure --------------
+bench: qemu-dep image
+	$(CARGO) bench -q -p dsb-discovery -p dsb-noise -p dsb-transports
+	@$(TOOLS) boot-bench -- --runs 5 $(BOOT_OPTS)
+
+fmt:
+	$(CARGO) fmt --all
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets
+	$(CARGO) clippy -p dsb-app --bin dsoftbus --target $(TARGET) --release
+
+clean:
+	$(CARGO) clean
+	rm -rf $(OUT)
