@@ -1,0 +1,213 @@
+//! Benchmarks: the attested XK handshake beside bare snow XK (same run, same
+//! resolver), and raw ChaCha20-Poly1305 throughput. Prints
+//! `BENCH <name> <value> <unit>` lines (median of several runs).
+//!
+//! Times are this thread's on-CPU time (`/proc/thread-self/schedstat`, ns)
+//! so that other processes competing for the cores do not inflate them;
+//! where that file is missing, wall-clock time is used instead.
+
+use std::hint::black_box;
+use std::time::Instant as StdInstant;
+
+/// A point in this thread's CPU time (or wall time as a fallback).
+#[derive(Clone, Copy)]
+struct Clock(Option<u64>, StdInstant);
+
+impl Clock {
+    fn now() -> Self {
+        let cpu = std::fs::read_to_string("/proc/thread-self/schedstat")
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse().ok());
+        Clock(cpu, StdInstant::now())
+    }
+
+    /// Microseconds since `self`.
+    fn elapsed_us(&self) -> f64 {
+        let now = Clock::now();
+        match (self.0, now.0) {
+            (Some(a), Some(b)) if b > a => (b - a) as f64 / 1e3,
+            _ => now.1.duration_since(self.1).as_secs_f64() * 1e6,
+        }
+    }
+}
+
+use chacha20poly1305::aead::{AeadInPlace, KeyInit};
+use chacha20poly1305::ChaCha20Poly1305;
+use dsb_noise::*;
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+use smoltcp::time::Instant;
+
+const RUNS: usize = 15;
+
+/// Median over `RUNS` runs of the mean time per iteration, in microseconds.
+fn median_us(iters: usize, mut f: impl FnMut()) -> f64 {
+    for _ in 0..iters.min(20) {
+        f();
+    }
+    let per_run: Vec<f64> = (0..RUNS)
+        .map(|_| {
+            let start = Clock::now();
+            for _ in 0..iters {
+                f();
+            }
+            start.elapsed_us() / iters as f64
+        })
+        .collect();
+    median(per_run)
+}
+
+struct Trust(Binding);
+
+impl TrustStore for Trust {
+    fn binding(&self, device_id: &str) -> Option<Binding> {
+        (device_id == "node-a").then_some(self.0)
+    }
+}
+
+fn attested_handshake(a: &Identity, b: &Identity, trust: &Trust, rng: &mut ChaCha20Rng) {
+    let cfg = HandshakeConfig::default();
+    let now = Instant::from_millis(0);
+    let mut i = Initiator::new(a, b.device_id(), b.binding(), rng, now, &cfg).unwrap();
+    let mut r = Responder::new(b, rng, now, &cfg).unwrap();
+    let mut buf = [0u8; MAX_HANDSHAKE_MESSAGE_LEN];
+    let n = i.write_message(&mut buf).unwrap();
+    r.read_message(now, &buf[..n], trust).unwrap();
+    let n = r.write_message(&mut buf).unwrap();
+    i.read_message(now, &buf[..n]).unwrap();
+    let n = i.write_message(&mut buf).unwrap();
+    r.read_message(now, &buf[..n], trust).unwrap();
+    black_box((i.into_session().unwrap(), r.into_session().unwrap()));
+}
+
+fn bare_snow_handshake(
+    a_secret: &[u8; 32],
+    b_secret: &[u8; 32],
+    b_public: &[u8; 32],
+    rng: &mut ChaCha20Rng,
+) {
+    let params: snow::params::NoiseParams = PROTOCOL_NAME.parse().unwrap();
+    let mut i = snow::Builder::with_resolver(
+        params.clone(),
+        Box::new(SeededResolver::from_rng(rng).unwrap()),
+    )
+    .local_private_key(a_secret)
+    .unwrap()
+    .remote_public_key(b_public)
+    .unwrap()
+    .prologue(PROLOGUE)
+    .unwrap()
+    .build_initiator()
+    .unwrap();
+    let mut r =
+        snow::Builder::with_resolver(params, Box::new(SeededResolver::from_rng(rng).unwrap()))
+            .local_private_key(b_secret)
+            .unwrap()
+            .prologue(PROLOGUE)
+            .unwrap()
+            .build_responder()
+            .unwrap();
+    let mut buf = [0u8; 256];
+    let mut p = [0u8; 256];
+    let n = i.write_message(&[], &mut buf).unwrap();
+    r.read_message(&buf[..n], &mut p).unwrap();
+    let n = r.write_message(&[], &mut buf).unwrap();
+    i.read_message(&buf[..n], &mut p).unwrap();
+    let n = i.write_message(&[], &mut buf).unwrap();
+    r.read_message(&buf[..n], &mut p).unwrap();
+    black_box((
+        i.into_transport_mode().unwrap(),
+        r.into_transport_mode().unwrap(),
+    ));
+}
+
+fn aead_mbps(size: usize, iters: usize) -> f64 {
+    let aead = ChaCha20Poly1305::new(&[7u8; 32].into());
+    let mut buf = vec![0u8; size];
+    let mut nonce = 0u64;
+    let us = median_us(iters, || {
+        nonce += 1;
+        let mut n = [0u8; 12];
+        n[4..].copy_from_slice(&nonce.to_le_bytes());
+        let tag = aead
+            .encrypt_in_place_detached(&n.into(), &[], &mut buf)
+            .unwrap();
+        black_box(tag);
+    });
+    size as f64 / us // bytes per microsecond == MB/s (10^6 bytes)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn main() {
+    let a_secret = [11u8; 32];
+    let b_secret = [22u8; 32];
+    let a = Identity::from_secret_bytes("node-a", &[1; 32], &a_secret).unwrap();
+    let b = Identity::from_secret_bytes("node-b", &[2; 32], &b_secret).unwrap();
+    let b_public = b.noise_static_public();
+    let trust = Trust(a.binding());
+    let mut rng = ChaCha20Rng::seed_from_u64(1);
+    let _ = rng.next_u32();
+
+    // Interleave the two handshakes in short paired batches so both see the
+    // same machine state; report the median batch of each and the median of
+    // the paired ratios.
+    for _ in 0..20 {
+        attested_handshake(&a, &b, &trust, &mut rng);
+        bare_snow_handshake(&a_secret, &b_secret, &b_public, &mut rng);
+    }
+    const BATCHES: usize = 41;
+    const PER_BATCH: usize = 20;
+    let mut ours = Vec::with_capacity(BATCHES);
+    let mut bare = Vec::with_capacity(BATCHES);
+    let mut ratio = Vec::with_capacity(BATCHES);
+    for _ in 0..BATCHES {
+        let start = Clock::now();
+        for _ in 0..PER_BATCH {
+            attested_handshake(&a, &b, &trust, &mut rng);
+        }
+        let o = start.elapsed_us() / PER_BATCH as f64;
+        let start = Clock::now();
+        for _ in 0..PER_BATCH {
+            bare_snow_handshake(&a_secret, &b_secret, &b_public, &mut rng);
+        }
+        let b = start.elapsed_us() / PER_BATCH as f64;
+        ours.push(o);
+        bare.push(b);
+        ratio.push(o / b);
+    }
+    let (ours, bare, ratio) = (median(ours), median(bare), median(ratio));
+    println!("BENCH handshake_xk_us {ours:.1} us");
+    println!("BENCH handshake_snow_bare_us {bare:.1} us");
+    println!("BENCH handshake_xk_vs_bare_ratio {ratio:.3} x");
+
+    // Where the difference goes: one Ed25519 sign / verify_strict, one X25519 DH.
+    let sk = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
+    let vk = sk.verifying_key().to_bytes();
+    let msg = [5u8; 133];
+    let sig = ed25519_dalek::Signer::sign(&sk, &msg);
+    let sign_us = median_us(500, || {
+        black_box(ed25519_dalek::Signer::sign(&sk, black_box(&msg)));
+    });
+    let verify_us = median_us(500, || {
+        let k = ed25519_dalek::VerifyingKey::from_bytes(black_box(&vk)).unwrap();
+        black_box(k.verify_strict(&msg, &sig).is_ok());
+    });
+    let secret = x25519_dalek::StaticSecret::from([9u8; 32]);
+    let public = x25519_dalek::PublicKey::from(&secret);
+    let dh_us = median_us(500, || {
+        black_box(secret.diffie_hellman(black_box(&public)));
+    });
+    println!("BENCH ed25519_sign_us {sign_us:.1} us");
+    println!("BENCH ed25519_verify_strict_us {verify_us:.1} us");
+    println!("BENCH x25519_dh_us {dh_us:.1} us");
+
+    let k1 = aead_mbps(1024, 20_000);
+    let k64 = aead_mbps(64 * 1024, 400);
+    println!("BENCH aead_chacha20poly1305_1k_mbps {k1:.0} MB/s");
+    println!("BENCH aead_chacha20poly1305_64k_mbps {k64:.0} MB/s");
+    println!("BENCH aead_chacha20poly1305_mbps {k64:.0} MB/s");
+}
