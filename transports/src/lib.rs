@@ -2,3 +2,7 @@
 #![no_std]
 
 extern crate alloc;
+
+pub mod mux;
+pub mod tcp;
+pub mod transport;

@@ -1,0 +1,529 @@
+//! The `tcp` transport: smoltcp TCP sockets carrying the Noise XK handshake
+//! and then Noise transport messages, each framed with a 2-byte big-endian
+//! length (see `docs/protocol.md`, "Noise framing").
+//!
+//! One listening socket accepts; each connection has its own socket. Every
+//! buffer is bounded: a connection holds at most `rx_plain_cap` bytes of
+//! decrypted data the node has not read (the TCP window closes behind it) and
+//! `tx_wire_cap` bytes of sealed frames the socket has not taken yet.
+
+use alloc::boxed::Box;
+use alloc::collections::VecDeque;
+use alloc::rc::Rc;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use dsb_noise::{
+    sealed_len, DeviceId, FrameDecoder, FramedSession, Handshake, HandshakeConfig,
+    HandshakeLimiter, HandshakeStatus, HandshakeTicket, Identity, Initiator, NoiseError,
+    Responder, FRAME_HEADER_LEN, MAX_HANDSHAKE_MESSAGE_LEN, TAG_LEN,
+};
+use smoltcp::iface::SocketHandle;
+use smoltcp::socket::tcp;
+use smoltcp::time::Instant;
+
+use crate::transport::{
+    ConnId, Cx, PeerAddr, Transport, TransportError, TransportEvent, TransportKind,
+};
+
+/// Most connections (accepted + initiated) one TCP transport holds.
+pub const MAX_CONNS_CAP: usize = 16;
+/// Most events queued for the node.
+pub const MAX_EVENTS: usize = 64;
+
+/// Settings of the TCP transport.
+#[derive(Clone, Copy, Debug)]
+pub struct TcpConfig {
+    /// Port the listener binds.
+    pub port: u16,
+    /// Connection cap (≤ [`MAX_CONNS_CAP`]).
+    pub max_conns: usize,
+    /// smoltcp socket buffer per direction.
+    pub socket_buf: usize,
+    /// Largest plaintext per Noise message.
+    pub max_plaintext: usize,
+    /// Decrypted bytes held for the node per connection.
+    pub rx_plain_cap: usize,
+    /// Sealed bytes waiting for socket space per connection.
+    pub tx_wire_cap: usize,
+    /// Half-open handshake cap.
+    pub max_half_open: usize,
+    pub handshake: HandshakeConfig,
+    /// First local port for outgoing connections.
+    pub ephemeral_base: u16,
+}
+
+impl Default for TcpConfig {
+    fn default() -> Self {
+        TcpConfig {
+            port: 37021,
+            max_conns: 4,
+            socket_buf: 64 * 1024,
+            max_plaintext: 16 * 1024,
+            rx_plain_cap: 64 * 1024,
+            tx_wire_cap: 64 * 1024,
+            max_half_open: 4,
+            handshake: HandshakeConfig::default(),
+            ephemeral_base: 49152,
+        }
+    }
+}
+
+enum Stage {
+    /// Waiting for a SYN.
+    Listening,
+    /// TCP connecting or handshake running.
+    Handshaking {
+        hs: Box<Handshake>,
+        decoder: FrameDecoder,
+        ticket: Option<HandshakeTicket>,
+    },
+    Established {
+        framed: Box<FramedSession>,
+    },
+    /// Gone: the socket is removed on the next poll.
+    Dead,
+}
+
+struct Conn {
+    id: ConnId,
+    handle: SocketHandle,
+    stage: Stage,
+    /// Who we expect (initiator) or who claimed to be calling (responder).
+    peer: Option<DeviceId>,
+    rx_plain: VecDeque<u8>,
+    tx_wire: VecDeque<u8>,
+    /// Set once the node was told the connection is authenticated.
+    announced: bool,
+}
+
+/// The TCP transport of one node.
+pub struct TcpTransport {
+    cfg: TcpConfig,
+    identity: Rc<Identity>,
+    conns: Vec<Conn>,
+    events: VecDeque<TransportEvent>,
+    limiter: HandshakeLimiter,
+    next_id: u32,
+    next_port: u16,
+    listening: bool,
+    /// Decrypted message being moved into a connection's `rx_plain`.
+    scratch: Vec<u8>,
+    /// Sealed frame being moved into a connection's `tx_wire`.
+    seal_buf: Vec<u8>,
+}
+
+impl TcpTransport {
+    pub fn new(identity: Rc<Identity>, mut cfg: TcpConfig) -> Self {
+        cfg.max_conns = cfg.max_conns.clamp(1, MAX_CONNS_CAP);
+        cfg.max_plaintext = cfg.max_plaintext.clamp(64, dsb_noise::MAX_PLAINTEXT_LEN);
+        cfg.rx_plain_cap = cfg.rx_plain_cap.max(cfg.max_plaintext);
+        cfg.tx_wire_cap = cfg.tx_wire_cap.max(sealed_len(cfg.max_plaintext));
+        TcpTransport {
+            limiter: HandshakeLimiter::new(cfg.max_half_open),
+            next_port: cfg.ephemeral_base,
+            cfg,
+            identity,
+            conns: Vec::new(),
+            events: VecDeque::new(),
+            next_id: 1,
+            listening: false,
+            scratch: vec![0; cfg.max_plaintext],
+            seal_buf: vec![0; sealed_len(cfg.max_plaintext)],
+        }
+    }
+
+    /// Connections currently held (listener excluded).
+    pub fn connections(&self) -> usize {
+        self.conns
+            .iter()
+            .filter(|c| !matches!(c.stage, Stage::Listening | Stage::Dead))
+            .count()
+    }
+
+    fn push_event(&mut self, e: TransportEvent) {
+        if self.events.len() >= MAX_EVENTS {
+            self.events.pop_front();
+        }
+        self.events.push_back(e);
+    }
+
+    fn alloc_id(&mut self) -> ConnId {
+        let id = ConnId(self.next_id);
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        id
+    }
+
+    fn new_socket(&self, cx: &mut Cx<'_, '_>) -> SocketHandle {
+        let rx = tcp::SocketBuffer::new(vec![0; self.cfg.socket_buf]);
+        let tx = tcp::SocketBuffer::new(vec![0; self.cfg.socket_buf]);
+        let mut s = tcp::Socket::new(rx, tx);
+        s.set_nagle_enabled(false);
+        cx.sockets.add(s)
+    }
+
+    fn open_listener(&mut self, cx: &mut Cx<'_, '_>) -> Result<(), TransportError> {
+        if self.conns.iter().any(|c| matches!(c.stage, Stage::Listening)) {
+            return Ok(());
+        }
+        if self.connections() >= self.cfg.max_conns {
+            return Ok(()); // reopened when a connection ends
+        }
+        let handle = self.new_socket(cx);
+        let sock = cx.sockets.get_mut::<tcp::Socket>(handle);
+        if sock.listen(self.cfg.port).is_err() {
+            cx.sockets.remove(handle);
+            return Err(TransportError::Socket);
+        }
+        let id = self.alloc_id();
+        self.conns.push(Conn {
+            id,
+            handle,
+            stage: Stage::Listening,
+            peer: None,
+            rx_plain: VecDeque::new(),
+            tx_wire: VecDeque::new(),
+            announced: false,
+        });
+        Ok(())
+    }
+
+    fn fail(&mut self, idx: usize, cx: &mut Cx<'_, '_>, error: TransportError) {
+        let Some(c) = self.conns.get_mut(idx) else { return };
+        let was_established = matches!(c.stage, Stage::Established { .. });
+        if let Stage::Handshaking { ticket, .. } = &mut c.stage {
+            if let Some(t) = ticket.take() {
+                self.limiter.release(t);
+            }
+        }
+        c.stage = Stage::Dead;
+        cx.sockets.get_mut::<tcp::Socket>(c.handle).abort();
+        let (conn, peer, announced) = (c.id, c.peer, c.announced);
+        if was_established || announced {
+            self.push_event(TransportEvent::Closed { conn, error: Some(error) });
+        } else {
+            self.push_event(TransportEvent::HandshakeFailed { conn, claimed: peer, error });
+        }
+    }
+
+    /// Moves sealed bytes into the socket.
+    fn flush(c: &mut Conn, sock: &mut tcp::Socket<'_>) {
+        while !c.tx_wire.is_empty() && sock.can_send() {
+            let (a, _) = c.tx_wire.as_slices();
+            match sock.send_slice(a) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    c.tx_wire.drain(..n);
+                }
+            }
+        }
+    }
+
+    /// Drives one connection; returns an error that ends it.
+    fn poll_conn(&mut self, idx: usize, cx: &mut Cx<'_, '_>) -> Result<(), TransportError> {
+        let now = cx.now;
+        let max_plain = self.cfg.max_plaintext;
+        let rx_cap = self.cfg.rx_plain_cap;
+        let Some(c) = self.conns.get_mut(idx) else {
+            return Ok(());
+        };
+        let sock = cx.sockets.get_mut::<tcp::Socket>(c.handle);
+        match &mut c.stage {
+            Stage::Dead => return Ok(()),
+            Stage::Listening => {
+                if sock.is_listening() {
+                    return Ok(());
+                }
+                // A SYN arrived: this socket becomes a connection.
+                let ticket = match self.limiter.try_acquire() {
+                    Ok(t) => t,
+                    Err(_) => {
+                        sock.abort();
+                        c.stage = Stage::Dead;
+                        return Ok(());
+                    }
+                };
+                let hs = Responder::new(&self.identity, cx.rng, now, &self.cfg.handshake)?;
+                c.stage = Stage::Handshaking {
+                    hs: Box::new(Handshake::Responder(hs)),
+                    decoder: FrameDecoder::new(MAX_HANDSHAKE_MESSAGE_LEN),
+                    ticket: Some(ticket),
+                };
+                return Ok(());
+            }
+            Stage::Handshaking { hs, decoder, .. } => {
+                if hs.is_expired(now) {
+                    return Err(TransportError::Noise(NoiseError::HandshakeTimeout));
+                }
+                if !sock.is_open() || matches!(sock.state(), tcp::State::Closed | tcp::State::TimeWait) {
+                    return Err(TransportError::Refused);
+                }
+                if !sock.may_send() && !sock.may_recv() {
+                    return Ok(()); // still connecting
+                }
+                // Write our next handshake message.
+                if hs.wants_write() && c.tx_wire.is_empty() {
+                    let mut buf = [0u8; MAX_HANDSHAKE_MESSAGE_LEN + FRAME_HEADER_LEN];
+                    let n = hs.write_frame(&mut buf)?;
+                    c.tx_wire.extend(buf.get(..n).unwrap_or(&[]));
+                }
+                // Read theirs, one frame at a time, never past its end.
+                while hs.status() == HandshakeStatus::WantRead && sock.can_recv() {
+                    let trust = cx.trust;
+                    let mut result: Result<(), NoiseError> = Ok(());
+                    let used = sock
+                        .recv(|buf| match decoder.feed(buf) {
+                            Ok((used, Some(frame))) => {
+                                result = hs.read_message(now, frame, trust);
+                                (used, used)
+                            }
+                            Ok((used, None)) => (used, used),
+                            Err(e) => {
+                                result = Err(e);
+                                (0, 0)
+                            }
+                        })
+                        .map_err(|_| TransportError::Socket)?;
+                    if c.peer.is_none() {
+                        c.peer = hs.peer_device_id().copied();
+                    }
+                    result?;
+                    if used == 0 {
+                        break;
+                    }
+                }
+                if hs.wants_write() && c.tx_wire.is_empty() {
+                    let mut buf = [0u8; MAX_HANDSHAKE_MESSAGE_LEN + FRAME_HEADER_LEN];
+                    let n = hs.write_frame(&mut buf)?;
+                    c.tx_wire.extend(buf.get(..n).unwrap_or(&[]));
+                }
+                if hs.is_finished() {
+                    let Stage::Handshaking { hs, ticket, .. } =
+                        core::mem::replace(&mut c.stage, Stage::Dead)
+                    else {
+                        return Ok(());
+                    };
+                    if let Some(t) = ticket {
+                        self.limiter.release(t);
+                    }
+                    let session = (*hs).into_session()?;
+                    let peer = *session.peer_device_id();
+                    c.peer = Some(peer);
+                    c.stage = Stage::Established {
+                        framed: Box::new(FramedSession::new(session, max_plain + TAG_LEN)),
+                    };
+                    c.announced = true;
+                    let conn = c.id;
+                    Self::flush(c, sock);
+                    self.push_event(TransportEvent::Authenticated { conn, peer });
+                    return Ok(());
+                }
+            }
+            Stage::Established { framed } => {
+                let scratch = &mut self.scratch;
+                while sock.can_recv() && c.rx_plain.len() + max_plain <= rx_cap {
+                    let mut result: Result<Option<usize>, NoiseError> = Ok(None);
+                    let used = sock
+                        .recv(|buf| match framed.open(buf, scratch) {
+                            Ok((used, got)) => {
+                                result = Ok(got);
+                                (used, used)
+                            }
+                            Err(e) => {
+                                result = Err(e);
+                                (0, 0)
+                            }
+                        })
+                        .map_err(|_| TransportError::Socket)?;
+                    if let Some(n) = result? {
+                        c.rx_plain.extend(scratch.get(..n).unwrap_or(&[]));
+                    }
+                    if used == 0 {
+                        break;
+                    }
+                }
+                if !sock.may_recv() && !sock.can_recv() {
+                    framed.finish()?;
+                    return Err(TransportError::PeerClosed);
+                }
+            }
+        }
+        Self::flush(c, sock);
+        Ok(())
+    }
+}
+
+impl Transport for TcpTransport {
+    fn kind(&self) -> TransportKind {
+        TransportKind::Tcp
+    }
+
+    fn listen(&mut self, cx: &mut Cx<'_, '_>) -> Result<(), TransportError> {
+        self.listening = true;
+        self.open_listener(cx)
+    }
+
+    fn connect(&mut self, cx: &mut Cx<'_, '_>, peer: &PeerAddr) -> Result<ConnId, TransportError> {
+        let port = peer.tcp_port.ok_or(TransportError::NotOffered)?;
+        if self.connections() >= self.cfg.max_conns {
+            return Err(TransportError::TooManyConnections);
+        }
+        let ticket = self.limiter.try_acquire()?;
+        let hs = match Initiator::new(
+            &self.identity,
+            &peer.device_id,
+            peer.binding,
+            cx.rng,
+            cx.now,
+            &self.cfg.handshake,
+        ) {
+            Ok(hs) => hs,
+            Err(e) => {
+                self.limiter.release(ticket);
+                return Err(e.into());
+            }
+        };
+        let handle = self.new_socket(cx);
+        let local_port = self.next_port;
+        self.next_port = if self.next_port == u16::MAX {
+            self.cfg.ephemeral_base
+        } else {
+            self.next_port + 1
+        };
+        let sock = cx.sockets.get_mut::<tcp::Socket>(handle);
+        if sock
+            .connect(cx.iface.context(), (peer.ip, port), local_port)
+            .is_err()
+        {
+            cx.sockets.remove(handle);
+            self.limiter.release(ticket);
+            return Err(TransportError::Socket);
+        }
+        let id = self.alloc_id();
+        self.conns.push(Conn {
+            id,
+            handle,
+            stage: Stage::Handshaking {
+                hs: Box::new(Handshake::Initiator(hs)),
+                decoder: FrameDecoder::new(MAX_HANDSHAKE_MESSAGE_LEN),
+                ticket: Some(ticket),
+            },
+            peer: Some(peer.device_id),
+            rx_plain: VecDeque::new(),
+            tx_wire: VecDeque::new(),
+            announced: false,
+        });
+        Ok(id)
+    }
+
+    fn poll(&mut self, cx: &mut Cx<'_, '_>) {
+        let mut i = 0;
+        while i < self.conns.len() {
+            if let Err(e) = self.poll_conn(i, cx) {
+                self.fail(i, cx, e);
+            }
+            i += 1;
+        }
+        // Reap dead connections once their sockets are closed.
+        let mut i = 0;
+        while i < self.conns.len() {
+            let c = &self.conns[i];
+            if matches!(c.stage, Stage::Dead) {
+                let sock = cx.sockets.get_mut::<tcp::Socket>(c.handle);
+                if !sock.is_active() {
+                    let c = self.conns.swap_remove(i);
+                    cx.sockets.remove(c.handle);
+                    continue;
+                }
+            }
+            i += 1;
+        }
+        if self.listening {
+            let _ = self.open_listener(cx);
+        }
+    }
+
+    fn poll_event(&mut self) -> Option<TransportEvent> {
+        self.events.pop_front()
+    }
+
+    fn read(&mut self, conn: ConnId, buf: &mut [u8]) -> Result<usize, TransportError> {
+        let c = self
+            .conns
+            .iter_mut()
+            .find(|c| c.id == conn)
+            .ok_or(TransportError::UnknownConnection)?;
+        if !c.announced {
+            return Err(TransportError::BadState);
+        }
+        let n = buf.len().min(c.rx_plain.len());
+        for (dst, src) in buf.iter_mut().zip(c.rx_plain.drain(..n)) {
+            *dst = src;
+        }
+        Ok(n)
+    }
+
+    fn write(&mut self, conn: ConnId, data: &[u8]) -> Result<usize, TransportError> {
+        let cap = self.cfg.tx_wire_cap;
+        let max_plain = self.cfg.max_plaintext;
+        let seal_buf = &mut self.seal_buf;
+        let c = self
+            .conns
+            .iter_mut()
+            .find(|c| c.id == conn)
+            .ok_or(TransportError::UnknownConnection)?;
+        let Stage::Established { framed } = &mut c.stage else {
+            return Err(TransportError::BadState);
+        };
+        let mut written = 0;
+        while written < data.len() {
+            let room = cap.saturating_sub(c.tx_wire.len());
+            if room <= sealed_len(0) {
+                break;
+            }
+            let n = (data.len() - written).min(max_plain).min(room - sealed_len(0));
+            let Some(chunk) = data.get(written..written + n) else { break };
+            let len = framed.seal(chunk, seal_buf)?;
+            c.tx_wire.extend(seal_buf.get(..len).unwrap_or(&[]));
+            written += n;
+        }
+        Ok(written)
+    }
+
+    fn write_capacity(&self, conn: ConnId) -> usize {
+        let Some(c) = self
+            .conns
+            .iter()
+            .find(|c| c.id == conn && matches!(c.stage, Stage::Established { .. }))
+        else {
+            return 0;
+        };
+        // Plaintext that `write` accepts in full: whole messages of
+        // `max_plaintext`, then whatever fits in one more after its overhead.
+        let room = self.cfg.tx_wire_cap.saturating_sub(c.tx_wire.len());
+        let whole = sealed_len(self.cfg.max_plaintext);
+        (room / whole) * self.cfg.max_plaintext + (room % whole).saturating_sub(sealed_len(0))
+    }
+
+    fn close(&mut self, cx: &mut Cx<'_, '_>, conn: ConnId) {
+        if let Some(c) = self.conns.iter_mut().find(|c| c.id == conn) {
+            if let Stage::Handshaking { ticket, .. } = &mut c.stage {
+                if let Some(t) = ticket.take() {
+                    self.limiter.release(t);
+                }
+            }
+            c.stage = Stage::Dead;
+            cx.sockets.get_mut::<tcp::Socket>(c.handle).close();
+        }
+    }
+
+    fn poll_at(&self) -> Option<Instant> {
+        self.conns
+            .iter()
+            .filter_map(|c| match &c.stage {
+                Stage::Handshaking { hs, .. } => Some(hs.poll_at()),
+                _ => None,
+            })
+            .min()
+    }
+}
