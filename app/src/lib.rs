@@ -1,5 +1,14 @@
-//! Host-testable parts of the image: typed configuration, the network stack driver
-//! and the node runtime, all generic over smoltcp `phy::Device`.
+//! Host-testable parts of the image: typed configuration, console markers, the
+//! RNG wrapper, the network stack driver and the self-test bookkeeping, all free
+//! of hardware access (the platform lives in the binary, `src/platform/`).
 #![no_std]
 
 extern crate alloc;
+#[cfg(test)]
+extern crate std;
+
+pub mod config;
+pub mod marker;
+pub mod net;
+pub mod rng;
+pub mod selftest;

@@ -7,3 +7,4 @@ pub mod markers;
 pub mod qemu;
 pub mod scenarios;
 pub mod simwire;
+pub mod slirp;

@@ -1,0 +1,10 @@
+//! Host-testable networking core of a node: a smoltcp stack over any
+//! `phy::Device` that brings itself up (DHCPv4, then an ICMP echo to the gateway)
+//! and reports what happened as events. The image drives it over virtio-net;
+//! host tests drive it over a simulated wire.
+
+pub mod ping;
+pub mod stack;
+
+pub use ping::{PingInput, Pinger};
+pub use stack::{Lease, NetEvent, NetStack, NetStackConfig, NetStackError, Phase, StackFailure};

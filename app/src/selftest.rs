@@ -1,0 +1,172 @@
+//! The network self-test of all nodes: turns each node's [`NetEvent`]s into its
+//! markers and decides when the run passed (every node pinged its gateway) or
+//! failed (the first failure, or the run deadline).
+
+use smoltcp::time::Instant;
+
+use crate::config::MAX_NODES;
+use crate::marker::{Failure, Marker};
+use crate::net::NetEvent;
+
+/// Outcome so far.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Some node is still coming up.
+    Pending,
+    /// Every node is up: print `SELFTEST: all ok`.
+    AllOk,
+    /// Stop: this failed (its marker was already returned).
+    Failed(Failure),
+}
+
+/// Progress of the network self-test across `nodes` nodes.
+#[derive(Clone, Debug)]
+pub struct NetSelftest {
+    nodes: usize,
+    up: [bool; MAX_NODES as usize],
+    failed: Option<Failure>,
+    deadline: Instant,
+}
+
+impl NetSelftest {
+    /// Tracks `nodes` nodes (clamped to `1..=MAX_NODES`); the run fails at `deadline`.
+    pub fn new(nodes: usize, deadline: Instant) -> NetSelftest {
+        NetSelftest {
+            nodes: nodes.clamp(1, usize::from(MAX_NODES)),
+            up: [false; MAX_NODES as usize],
+            failed: None,
+            deadline,
+        }
+    }
+
+    /// Records an event of node `node`; returns the marker that node must print, if any.
+    pub fn on_event(&mut self, node: usize, event: &NetEvent) -> Option<Marker<'static>> {
+        if node >= self.nodes || self.failed.is_some() {
+            return None;
+        }
+        match *event {
+            NetEvent::DhcpBound(lease) => Some(Marker::DhcpBound {
+                cidr: lease.cidr,
+                gateway: lease.gateway,
+            }),
+            NetEvent::PingOk { .. } => {
+                let fresh = self.up.get(node).is_some_and(|up| !up);
+                if let Some(up) = self.up.get_mut(node) {
+                    *up = true;
+                }
+                fresh.then_some(Marker::IcmpPingOk)
+            }
+            NetEvent::DhcpLost => None,
+            NetEvent::DhcpTimeout => Some(self.fail(Failure::DhcpTimeout)),
+            NetEvent::PingTimeout => Some(self.fail(Failure::PingTimeout)),
+        }
+    }
+
+    /// Checks the run deadline; returns the (unprefixed) failure marker once when it passes.
+    pub fn on_time(&mut self, now: Instant) -> Option<Marker<'static>> {
+        if self.failed.is_none() && self.verdict() == Verdict::Pending && now >= self.deadline {
+            Some(self.fail(Failure::RunDeadline))
+        } else {
+            None
+        }
+    }
+
+    /// The run deadline.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Outcome so far.
+    pub fn verdict(&self) -> Verdict {
+        if let Some(f) = self.failed {
+            return Verdict::Failed(f);
+        }
+        let all_up = self.up.iter().take(self.nodes).all(|up| *up);
+        if all_up {
+            Verdict::AllOk
+        } else {
+            Verdict::Pending
+        }
+    }
+
+    fn fail(&mut self, failure: Failure) -> Marker<'static> {
+        self.failed = Some(failure);
+        Marker::Fail(failure)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::Lease;
+    use alloc::string::ToString;
+    use smoltcp::time::Duration;
+    use smoltcp::wire::{Ipv4Address, Ipv4Cidr};
+
+    fn bound(last: u8) -> NetEvent {
+        NetEvent::DhcpBound(Lease {
+            cidr: Ipv4Cidr::new(Ipv4Address::new(10, 0, 2, last), 24),
+            gateway: Ipv4Address::new(10, 0, 2, 2),
+            gateway_from_router: false,
+        })
+    }
+
+    fn ping_ok() -> NetEvent {
+        NetEvent::PingOk {
+            seq: 0,
+            rtt: Duration::from_millis(1),
+        }
+    }
+
+    #[test]
+    fn all_ok_only_after_every_node_pinged() {
+        let mut t = NetSelftest::new(2, Instant::from_secs(30));
+        let m = t.on_event(0, &bound(15)).unwrap();
+        assert_eq!(m.to_string(), "net: dhcp bound 10.0.2.15/24 gw=10.0.2.2");
+        assert_eq!(
+            t.on_event(0, &ping_ok()).unwrap().to_string(),
+            "SELFTEST: icmp ping ok"
+        );
+        assert_eq!(t.verdict(), Verdict::Pending);
+        t.on_event(1, &bound(16));
+        assert_eq!(t.verdict(), Verdict::Pending);
+        t.on_event(1, &ping_ok());
+        assert_eq!(t.verdict(), Verdict::AllOk);
+    }
+
+    #[test]
+    fn a_repeated_ping_ok_prints_once() {
+        let mut t = NetSelftest::new(1, Instant::from_secs(30));
+        assert!(t.on_event(0, &ping_ok()).is_some());
+        assert!(t.on_event(0, &ping_ok()).is_none());
+    }
+
+    #[test]
+    fn first_failure_wins_and_silences_the_rest() {
+        let mut t = NetSelftest::new(2, Instant::from_secs(30));
+        let m = t.on_event(1, &NetEvent::DhcpTimeout).unwrap();
+        assert_eq!(m.to_string(), "SELFTEST: FAIL dhcp timeout");
+        assert_eq!(t.verdict(), Verdict::Failed(Failure::DhcpTimeout));
+        assert!(t.on_event(0, &NetEvent::PingTimeout).is_none());
+        assert!(t.on_time(Instant::from_secs(99)).is_none());
+    }
+
+    #[test]
+    fn run_deadline_fails_a_pending_run() {
+        let mut t = NetSelftest::new(1, Instant::from_secs(30));
+        assert!(t.on_time(Instant::from_secs(29)).is_none());
+        assert_eq!(
+            t.on_time(Instant::from_secs(30)).unwrap().to_string(),
+            "SELFTEST: FAIL run deadline"
+        );
+        assert_eq!(t.verdict(), Verdict::Failed(Failure::RunDeadline));
+    }
+
+    #[test]
+    fn events_of_unknown_nodes_are_ignored() {
+        let mut t = NetSelftest::new(1, Instant::from_secs(30));
+        assert!(t.on_event(1, &ping_ok()).is_none());
+        assert!(t.on_event(7, &NetEvent::DhcpTimeout).is_none());
+        assert_eq!(t.verdict(), Verdict::Pending);
+    }
+}
