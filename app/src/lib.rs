@@ -10,5 +10,6 @@ extern crate std;
 pub mod config;
 pub mod marker;
 pub mod net;
+pub mod node;
 pub mod rng;
 pub mod selftest;

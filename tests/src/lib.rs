@@ -8,3 +8,4 @@ pub mod qemu;
 pub mod scenarios;
 pub mod simwire;
 pub mod slirp;
+pub mod nodesim;

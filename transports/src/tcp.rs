@@ -15,8 +15,8 @@ use alloc::vec::Vec;
 
 use dsb_noise::{
     sealed_len, DeviceId, FrameDecoder, FramedSession, Handshake, HandshakeConfig,
-    HandshakeLimiter, HandshakeStatus, HandshakeTicket, Identity, Initiator, NoiseError,
-    Responder, FRAME_HEADER_LEN, MAX_HANDSHAKE_MESSAGE_LEN, TAG_LEN,
+    HandshakeLimiter, HandshakeStatus, HandshakeTicket, Identity, Initiator, NoiseError, Responder,
+    FRAME_HEADER_LEN, MAX_HANDSHAKE_MESSAGE_LEN, TAG_LEN,
 };
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp;
@@ -163,7 +163,11 @@ impl TcpTransport {
     }
 
     fn open_listener(&mut self, cx: &mut Cx<'_, '_>) -> Result<(), TransportError> {
-        if self.conns.iter().any(|c| matches!(c.stage, Stage::Listening)) {
+        if self
+            .conns
+            .iter()
+            .any(|c| matches!(c.stage, Stage::Listening))
+        {
             return Ok(());
         }
         if self.connections() >= self.cfg.max_conns {
@@ -189,7 +193,9 @@ impl TcpTransport {
     }
 
     fn fail(&mut self, idx: usize, cx: &mut Cx<'_, '_>, error: TransportError) {
-        let Some(c) = self.conns.get_mut(idx) else { return };
+        let Some(c) = self.conns.get_mut(idx) else {
+            return;
+        };
         let was_established = matches!(c.stage, Stage::Established { .. });
         if let Stage::Handshaking { ticket, .. } = &mut c.stage {
             if let Some(t) = ticket.take() {
@@ -200,9 +206,16 @@ impl TcpTransport {
         cx.sockets.get_mut::<tcp::Socket>(c.handle).abort();
         let (conn, peer, announced) = (c.id, c.peer, c.announced);
         if was_established || announced {
-            self.push_event(TransportEvent::Closed { conn, error: Some(error) });
+            self.push_event(TransportEvent::Closed {
+                conn,
+                error: Some(error),
+            });
         } else {
-            self.push_event(TransportEvent::HandshakeFailed { conn, claimed: peer, error });
+            self.push_event(TransportEvent::HandshakeFailed {
+                conn,
+                claimed: peer,
+                error,
+            });
         }
     }
 
@@ -255,7 +268,9 @@ impl TcpTransport {
                 if hs.is_expired(now) {
                     return Err(TransportError::Noise(NoiseError::HandshakeTimeout));
                 }
-                if !sock.is_open() || matches!(sock.state(), tcp::State::Closed | tcp::State::TimeWait) {
+                if !sock.is_open()
+                    || matches!(sock.state(), tcp::State::Closed | tcp::State::TimeWait)
+                {
                     return Err(TransportError::Refused);
                 }
                 if !sock.may_send() && !sock.may_recv() {
@@ -481,8 +496,12 @@ impl Transport for TcpTransport {
             if room <= sealed_len(0) {
                 break;
             }
-            let n = (data.len() - written).min(max_plain).min(room - sealed_len(0));
-            let Some(chunk) = data.get(written..written + n) else { break };
+            let n = (data.len() - written)
+                .min(max_plain)
+                .min(room - sealed_len(0));
+            let Some(chunk) = data.get(written..written + n) else {
+                break;
+            };
             let len = framed.seal(chunk, seal_buf)?;
             c.tx_wire.extend(seal_buf.get(..len).unwrap_or(&[]));
             written += n;

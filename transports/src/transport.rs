@@ -70,9 +70,16 @@ pub enum TransportEvent {
     /// The handshake completed and the peer's keys are the ones bound to its id.
     Authenticated { conn: ConnId, peer: DeviceId },
     /// The handshake failed; `claimed` is the id the peer claimed (or we expected).
-    HandshakeFailed { conn: ConnId, claimed: Option<DeviceId>, error: TransportError },
+    HandshakeFailed {
+        conn: ConnId,
+        claimed: Option<DeviceId>,
+        error: TransportError,
+    },
     /// The connection ended (after or before authentication).
-    Closed { conn: ConnId, error: Option<TransportError> },
+    Closed {
+        conn: ConnId,
+        error: Option<TransportError>,
+    },
 }
 
 /// Why a connection failed, with a stable label.

@@ -1,0 +1,182 @@
+//! Full nodes on a simulated wire: slirp (DHCP, gateway) on station 0 and one
+//! `dsb_app::node::Node` per further station, driven in simulated time by
+//! jumping from one deadline to the next. The node code is the image's own.
+
+use dsb_app::net::{NetStack, NetStackConfig};
+use dsb_app::node::{Node, NodeConfig, NodeEvent};
+use dsb_noise::Identity;
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use smoltcp::time::{Duration, Instant};
+use smoltcp::wire::EthernetAddress;
+
+use crate::simwire::{SimDevice, Wire, WireConfig};
+use crate::slirp::{Slirp, SlirpStation};
+
+/// Smallest simulated-time step (guarantees progress when a deadline is "now").
+pub const MIN_STEP: Duration = Duration::from_micros(50);
+/// Largest step when nothing is scheduled.
+pub const MAX_STEP: Duration = Duration::from_millis(10);
+
+/// One node event with when and where it happened.
+#[derive(Clone, Copy, Debug)]
+pub struct Logged {
+    pub at: Instant,
+    pub node: usize,
+    pub event: NodeEvent,
+}
+
+pub struct NodeSim {
+    pub wire: Wire,
+    pub slirp: SlirpStation,
+    pub nodes: Vec<Node<SimDevice>>,
+    pub now: Instant,
+    pub rng: ChaCha20Rng,
+    pub log: Vec<Logged>,
+    /// Nodes not polled (switched off).
+    pub stopped: Vec<bool>,
+}
+
+/// MAC of node `i` (0-based).
+pub fn mac(i: usize) -> EthernetAddress {
+    EthernetAddress([0x52, 0x54, 0, 0x12, 0x34, 1 + i as u8])
+}
+
+/// A node with deterministic test keys for `id` on `dev`.
+pub fn make_node(
+    id: &str,
+    i: usize,
+    dev: SimDevice,
+    cfg: NodeConfig,
+    now: Instant,
+) -> Node<SimDevice> {
+    let identity = Identity::from_test_seed(id).expect("identity");
+    make_node_with(identity, i, dev, cfg, now)
+}
+
+/// A node with the given identity on `dev`.
+pub fn make_node_with(
+    identity: Identity,
+    i: usize,
+    dev: SimDevice,
+    cfg: NodeConfig,
+    now: Instant,
+) -> Node<SimDevice> {
+    let stack =
+        NetStack::new(dev, NetStackConfig::new(mac(i), 1000 + i as u64), now).expect("stack");
+    Node::new(stack, identity, cfg)
+}
+
+/// Pins for every id in `ids` except `me`: their test device keys (provisioned trust).
+pub fn pins(ids: &[&str], me: &str) -> Vec<(dsb_discovery::DeviceId, [u8; 32])> {
+    ids.iter()
+        .filter(|id| **id != me)
+        .map(|id| {
+            let key = Identity::from_test_seed(id)
+                .expect("identity")
+                .device_public_key();
+            (
+                dsb_discovery::DeviceId::new(id.as_bytes()).expect("id"),
+                key,
+            )
+        })
+        .collect()
+}
+
+impl NodeSim {
+    /// `ids.len()` honest nodes with default config, each pinning the others' keys.
+    pub fn new(ids: &[&str], wire_cfg: WireConfig, seed: u64) -> Self {
+        Self::with(ids, wire_cfg, seed, |_, c| c)
+    }
+
+    /// Like `new`, with `tweak(i, cfg)` adjusting each node's config.
+    pub fn with(
+        ids: &[&str],
+        wire_cfg: WireConfig,
+        seed: u64,
+        mut tweak: impl FnMut(usize, NodeConfig) -> NodeConfig,
+    ) -> Self {
+        let wire = Wire::new(ids.len() + 1, wire_cfg, seed);
+        let now = Instant::ZERO;
+        let slirp = SlirpStation::new(Slirp::restrict_on(), wire.device(0));
+        let nodes = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let cfg = tweak(i, NodeConfig::new(37021 + i as u16));
+                make_node(id, i, wire.device(i + 1), cfg, now)
+            })
+            .collect();
+        NodeSim {
+            wire,
+            slirp,
+            nodes,
+            now,
+            rng: ChaCha20Rng::seed_from_u64(seed),
+            log: Vec::new(),
+            stopped: vec![false; ids.len()],
+        }
+    }
+
+    /// One round: slirp, every node, events collected; then time jumps.
+    pub fn step(&mut self) {
+        self.slirp.poll(self.now);
+        for (i, n) in self.nodes.iter_mut().enumerate() {
+            if self.stopped[i] {
+                continue;
+            }
+            n.poll(self.now, &mut self.rng);
+            while let Some(event) = n.next_event() {
+                self.log.push(Logged {
+                    at: self.now,
+                    node: i,
+                    event,
+                });
+            }
+        }
+        let mut next = self.now + MAX_STEP;
+        for (i, n) in self.nodes.iter_mut().enumerate() {
+            if self.stopped[i] {
+                continue;
+            }
+            if let Some(t) = n.poll_at(self.now) {
+                next = next.min(t);
+            }
+        }
+        if let Some(t) = self.wire.next_delivery() {
+            next = next.min(t);
+        }
+        self.now = next.max(self.now + MIN_STEP);
+    }
+
+    /// Steps until `done(self)` or `limit` of simulated time passed; returns whether done.
+    pub fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&NodeSim) -> bool) -> bool {
+        let end = self.now + limit;
+        while self.now < end {
+            if done(self) {
+                return true;
+            }
+            self.step();
+        }
+        done(self)
+    }
+
+    /// Whether node `i` logged an event matching `pred`.
+    pub fn saw(&self, i: usize, pred: impl Fn(&NodeEvent) -> bool) -> bool {
+        self.log.iter().any(|l| l.node == i && pred(&l.event))
+    }
+
+    /// When node `i` first logged an event matching `pred`.
+    pub fn first(&self, i: usize, pred: impl Fn(&NodeEvent) -> bool) -> Option<Instant> {
+        self.log
+            .iter()
+            .find(|l| l.node == i && pred(&l.event))
+            .map(|l| l.at)
+    }
+
+    /// Replaces node `i` by a fresh boot of the same identity (peer restart).
+    pub fn restart(&mut self, i: usize, id: &str, cfg: NodeConfig) {
+        let dev = self.wire.device(i + 1);
+        self.nodes[i] = make_node(id, i, dev, cfg, self.now);
+    }
+}
