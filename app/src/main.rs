@@ -2,9 +2,9 @@
 //! this is a stub so that `cargo test -p dsb-app` builds.
 //!
 //! Run order: boot line -> config (errors exit before networking) -> heap ->
-//! logger -> clock -> RNG -> PCI/virtio-net (one per node) -> one `NetStack` per
-//! node, polled round-robin until every node pinged its gateway, a node failed, or
-//! the run deadline passed.
+//! logger -> clock -> RNG -> keys -> PCI/virtio-net (one per node) -> one
+//! `Node` (stack + bus) per NIC, polled round-robin until every node reached
+//! its self-test goal, a node failed, or the run deadline passed.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
@@ -26,10 +26,13 @@ use image::kmain;
 mod image {
     use alloc::vec::Vec;
 
-    use dsb_app::config::Config;
-    use dsb_app::marker::{Failure, Marker, NodePrefix};
+    use dsb_app::config::{Config, Scenario, Transport};
+    use dsb_app::marker::{Failure, Marker, NodePrefix, NODE_IDS};
     use dsb_app::net::{NetEvent, NetStack, NetStackConfig};
-    use dsb_app::selftest::{NetSelftest, Verdict};
+    use dsb_app::node::{self, Behaviour, NodeConfig, NodeEvent};
+    use dsb_app::rng::NodeRng;
+    use dsb_app::selftest::{BusGoal, NetSelftest, Verdict};
+    use dsb_noise::Identity;
     use rand_core::RngCore;
     use smoltcp::time::{Duration, Instant};
     use virtio_drivers::transport::pci::bus::PciRoot;
@@ -37,12 +40,18 @@ mod image {
 
     use crate::platform::nic::VirtioNic;
     use crate::platform::virtio_hal::IdentityHal;
-    use crate::platform::{clock, console, exit, heap, pci, rng, serial, start_info};
+    use crate::platform::{clock, console, exit, heap, pci, rng, rtc, serial, start_info};
 
-    /// One node: its line prefix and its stack.
+    /// First TCP session port; node `i` listens on `TCP_PORT_BASE + i`.
+    const TCP_PORT_BASE: u16 = 37021;
+
+    /// One node: its line prefix, its runtime and its own RNG.
     struct Node {
         prefix: NodePrefix,
-        stack: NetStack<VirtioNic>,
+        node: node::Node<VirtioNic>,
+        rng: NodeRng,
+        /// Ignored announces per label, for the log rate limit.
+        ignored: [u32; 16],
     }
 
     const UNPREFIXED: NodePrefix = NodePrefix(None);
@@ -89,9 +98,59 @@ mod image {
 
         let mut rng = rng::seed();
         console::marker(UNPREFIXED, &Marker::Rng(rng.source()));
+        if cfg!(feature = "test-keys") {
+            console::marker(UNPREFIXED, &Marker::TestKeys);
+        }
+        if config.transport == Transport::UdpSec {
+            log::error!("transport: udp-sec is not in this image yet");
+            fail(UNPREFIXED, Failure::TransportUnavailable);
+        }
 
         let nodes = run_setup(&config, &info, &mut rng);
         run_loop(&config, nodes)
+    }
+
+    /// Whether node `index` is the impostor of the spoofing scenario.
+    fn is_spoofer(config: &Config, index: usize) -> bool {
+        config.scenario == Scenario::Spoof && index == 2
+    }
+
+    /// The keys of node `index`: deterministic with `test-keys`, otherwise
+    /// from the CSPRNG, which must have had hardware entropy. The spoofer
+    /// claims node-b's id with keys of its own.
+    fn identity(config: &Config, index: usize, rng: &mut NodeRng) -> Identity {
+        let spoofer = is_spoofer(config, index);
+        let id = if spoofer {
+            NODE_IDS[1]
+        } else {
+            NODE_IDS[index.min(2)]
+        };
+        let made = if cfg!(feature = "test-keys") && !spoofer {
+            test_identity(id)
+        } else {
+            if rng.check_long_term_keys().is_err() {
+                fail(UNPREFIXED, Failure::NoEntropy);
+            }
+            Identity::generate(id, rng)
+        };
+        match made {
+            Ok(i) => i,
+            Err(e) => {
+                log::error!("keys: {}", e.label());
+                fail(UNPREFIXED, Failure::NoEntropy)
+            }
+        }
+    }
+
+    #[cfg(feature = "test-keys")]
+    fn test_identity(id: &str) -> Result<Identity, dsb_noise::NoiseError> {
+        // SECURITY: test keys, not for production
+        Identity::from_test_seed(id)
+    }
+
+    #[cfg(not(feature = "test-keys"))]
+    fn test_identity(_id: &str) -> Result<Identity, dsb_noise::NoiseError> {
+        Err(dsb_noise::NoiseError::Crypto)
     }
 
     fn run_setup(
@@ -110,6 +169,25 @@ mod image {
         if found.len() < wanted {
             fail(UNPREFIXED, Failure::NicCount);
         }
+        let identities: Vec<Identity> = (0..wanted).map(|i| identity(config, i, rng)).collect();
+        // Siblings in one image are provisioned with each other's device keys:
+        // pinned bindings that trust-on-first-use can never override.
+        let pins: Vec<(dsb_discovery::DeviceId, [u8; 32])> = identities
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !is_spoofer(config, *i))
+            .filter_map(|(_, id)| {
+                let d = dsb_discovery::DeviceId::new(id.device_id().as_bytes()).ok()?;
+                Some((d, id.device_public_key()))
+            })
+            .collect();
+        let epoch = rtc::seconds_since_2000().unwrap_or_else(|| {
+            log::warn!(
+                "rtc: unreadable; announce epoch 0 (peers may see our next boot as a replay)"
+            );
+            0
+        });
+        let mut identities = identities.into_iter();
         let mut bars = pci::BarAllocator::new(info.ram());
         let mut nodes = Vec::with_capacity(wanted);
         for (index, df) in found.into_iter().take(wanted).enumerate() {
@@ -147,7 +225,27 @@ mod image {
                 }
             };
             console::marker(prefix, &Marker::IfaceUp);
-            nodes.push(Node { prefix, stack });
+            let Some(identity) = identities.next() else {
+                fail(prefix, Failure::NicInit);
+            };
+            let mut node_config = NodeConfig::new(TCP_PORT_BASE + index as u16);
+            node_config.boot_epoch = epoch;
+            node_config.pinned = pins
+                .iter()
+                .filter(|(id, _)| id.as_bytes() != identity.device_id().as_bytes())
+                .cloned()
+                .collect();
+            if is_spoofer(config, index) {
+                node_config.behaviour = Behaviour::Spoofer;
+                node_config.pinned.clear();
+                log::warn!("spoof: this stack claims device id node-b with its own keys");
+            }
+            nodes.push(Node {
+                prefix,
+                node: node::Node::new(stack, identity, node_config),
+                rng: rng.fork(),
+                ignored: [0; 16],
+            });
         }
         console::set_log_prefix(UNPREFIXED);
         nodes
@@ -155,17 +253,26 @@ mod image {
 
     fn run_loop(config: &Config, mut nodes: Vec<Node>) -> ! {
         let deadline = Instant::from_millis(i64::from(config.run_timeout_ms));
-        let mut selftest = NetSelftest::new(nodes.len(), deadline);
+        let goal = match (nodes.len(), config.scenario) {
+            (1, _) => BusGoal::Discovery,
+            (_, Scenario::Spoof) => BusGoal::Sessions { spoof: true },
+            _ => BusGoal::Sessions { spoof: false },
+        };
+        let honest = [true, true, !is_spoofer(config, 2)];
+        let mut selftest = NetSelftest::new(nodes.len(), deadline).with_goal(goal, honest);
         loop {
             let now = clock::now();
-            for (index, node) in nodes.iter_mut().enumerate() {
-                console::set_log_prefix(node.prefix);
-                node.stack.poll(now);
-                while let Some(event) = node.stack.next_event() {
+            for (index, n) in nodes.iter_mut().enumerate() {
+                console::set_log_prefix(n.prefix);
+                n.node.poll(now, &mut n.rng);
+                while let Some(event) = n.node.stack_mut().next_event() {
                     log_event(&event);
                     if let Some(marker) = selftest.on_event(index, &event) {
-                        console::marker(node.prefix, &marker);
+                        console::marker(n.prefix, &marker);
                     }
+                }
+                while let Some(event) = n.node.next_event() {
+                    node_event(n, index, &event, &mut selftest);
                 }
             }
             console::set_log_prefix(UNPREFIXED);
@@ -185,17 +292,61 @@ mod image {
         }
     }
 
+    /// Prints a node event's marker (or log line) and feeds the self-test.
+    /// Ignored announces are always counted but printed only at counts 1, 2,
+    /// 4, 8, ... per label, so a flood cannot flood the console.
+    fn node_event(n: &mut Node, index: usize, event: &NodeEvent, selftest: &mut NetSelftest) {
+        if let Some(marker) = selftest.on_node_event(index, event) {
+            console::marker(n.prefix, &marker);
+        }
+        if let NodeEvent::AnnounceIgnored(e) = event {
+            let slot = dsb_discovery::AnnounceError::ALL
+                .iter()
+                .position(|x| x == e)
+                .unwrap_or(15);
+            let count = n.ignored.get_mut(slot).map(|c| {
+                *c = c.saturating_add(1);
+                *c
+            });
+            if !count.is_some_and(u32::is_power_of_two) {
+                return;
+            }
+        }
+        match Marker::for_node_event(event) {
+            Some(marker) => console::marker(n.prefix, &marker),
+            None => match event {
+                NodeEvent::HandshakeFailed { peer, error } => log::warn!(
+                    "session: handshake with {} failed ({})",
+                    peer.as_ref().map_or("?", |p| p.as_str()),
+                    error.label()
+                ),
+                NodeEvent::SessionClosed { peer, reason } => {
+                    log::warn!("session: {} closed ({reason})", peer.as_str())
+                }
+                NodeEvent::ServiceFailed { peer, what } => {
+                    log::error!("selftest: {} with {}", what, peer.as_str())
+                }
+                NodeEvent::BusFailed(what) => log::error!("bus: {what}"),
+                NodeEvent::PeerLost(peer) => log::info!("discovery: lost {}", peer.as_str()),
+                NodeEvent::BackpressureOk { bytes, blocked, peak_buffered, .. } => log::info!(
+                    "selftest: sink took {bytes} bytes, writer held {blocked} times, peak {peak_buffered} buffered"
+                ),
+                _ => {}
+            },
+        }
+    }
+
     fn log_stats(nodes: &[Node]) {
-        for node in nodes {
-            console::set_log_prefix(node.prefix);
-            let s = node.stack.device().stats();
+        for n in nodes {
+            console::set_log_prefix(n.prefix);
+            let s = n.node.stack().device().stats();
             log::debug!(
                 "nic: rx {} tx {} rx-dropped {} tx-dropped {}; icmp ignored {}",
                 s.rx_frames,
                 s.tx_frames,
                 s.rx_dropped,
                 s.tx_dropped,
-                node.stack.icmp_ignored()
+                n.node.stack().icmp_ignored()
             );
         }
         console::set_log_prefix(UNPREFIXED);

@@ -10,7 +10,11 @@ use core::fmt;
 
 use smoltcp::wire::{EthernetAddress, Ipv4Address, Ipv4Cidr};
 
+use dsb_noise::DeviceId;
+use dsb_transports::transport::TransportKind;
+
 use crate::config::ConfigError;
+use crate::node::NodeEvent;
 use crate::rng::EntropySource;
 
 /// What went wrong, for `SELFTEST: FAIL <what>`.
@@ -26,6 +30,12 @@ pub enum Failure {
     NicInit,
     /// The whole run went past `run_timeout_ms`.
     RunDeadline,
+    /// No hardware entropy for long-term keys (and no `test-keys`).
+    NoEntropy,
+    /// A node could not start discovery or its session listener.
+    BusStart,
+    /// The requested transport is not available in this image.
+    TransportUnavailable,
 }
 
 impl Failure {
@@ -37,6 +47,9 @@ impl Failure {
             Failure::NicCount => "nic count",
             Failure::NicInit => "nic init",
             Failure::RunDeadline => "run deadline",
+            Failure::NoEntropy => "no entropy for keys",
+            Failure::BusStart => "bus start",
+            Failure::TransportUnavailable => "transport unavailable",
         }
     }
 }
@@ -67,6 +80,54 @@ pub enum Marker<'a> {
     AllOk,
     /// `SELFTEST: FAIL <what>`.
     Fail(Failure),
+    /// The deterministic-keys warning (only with the `test-keys` feature).
+    TestKeys,
+    /// `dsoftbusd: discovery up (udp multicast 239.42.0.1:37020)` or `(udp broadcast)`.
+    DiscoveryUp { multicast: bool },
+    /// `dsoftbusd: discovery announce sent`.
+    AnnounceSent,
+    /// `dsoftbusd: discovery peer found device=<id>`.
+    PeerFound(DeviceId),
+    /// `dsoftbusd: announce ignored (<label>)`.
+    AnnounceIgnored(&'static str),
+    /// `dsoftbusd: transport selected <tcp|udp-sec>`.
+    TransportSelected(TransportKind),
+    /// `dsoftbusd: session connect peer=<id>`.
+    SessionConnect(DeviceId),
+    /// `dsoftbusd: identity bound peer=<id>`.
+    IdentityBound(DeviceId),
+    /// `dsoftbusd: identity mismatch peer=<id>`.
+    IdentityMismatch(DeviceId),
+    /// `dsoftbusd: auth ok`.
+    AuthOk,
+    /// `SELFTEST: dsoftbus ping ok`.
+    DsoftbusPingOk,
+    /// `dsoftbus:mux data ok (<tcp|udp-sec>)`.
+    MuxDataOk(TransportKind),
+    /// `dsoftbusd: dual-node session ok`.
+    DualNodeSessionOk,
+}
+
+impl Marker<'_> {
+    /// The marker a node event prints, if any. `AnnounceSent` prints once
+    /// (the first); ignored announces are printed by the caller's rate limit.
+    pub fn for_node_event(event: &NodeEvent) -> Option<Marker<'static>> {
+        Some(match *event {
+            NodeEvent::DiscoveryUp { multicast } => Marker::DiscoveryUp { multicast },
+            NodeEvent::AnnounceSent { count: 1 } => Marker::AnnounceSent,
+            NodeEvent::PeerFound(id) => Marker::PeerFound(id),
+            NodeEvent::AnnounceIgnored(e) => Marker::AnnounceIgnored(e.label()),
+            NodeEvent::TransportSelected { kind, .. } => Marker::TransportSelected(kind),
+            NodeEvent::SessionConnect(id) => Marker::SessionConnect(id),
+            NodeEvent::IdentityBound(id) => Marker::IdentityBound(id),
+            NodeEvent::IdentityMismatch(id) => Marker::IdentityMismatch(id),
+            NodeEvent::AuthOk(_) => Marker::AuthOk,
+            NodeEvent::PingOk { .. } => Marker::DsoftbusPingOk,
+            NodeEvent::MuxDataOk { kind, .. } => Marker::MuxDataOk(kind),
+            NodeEvent::SessionOk(_) => Marker::DualNodeSessionOk,
+            _ => return None,
+        })
+    }
 }
 
 impl fmt::Display for Marker<'_> {
@@ -86,6 +147,32 @@ impl fmt::Display for Marker<'_> {
             Marker::IcmpPingOk => f.write_str("SELFTEST: icmp ping ok"),
             Marker::AllOk => f.write_str("SELFTEST: all ok"),
             Marker::Fail(what) => write!(f, "SELFTEST: FAIL {}", what.label()),
+            Marker::TestKeys => f.write_str(dsb_noise::TEST_KEYS_WARNING),
+            Marker::DiscoveryUp { multicast: true } => {
+                f.write_str("dsoftbusd: discovery up (udp multicast 239.42.0.1:37020)")
+            }
+            Marker::DiscoveryUp { multicast: false } => {
+                f.write_str("dsoftbusd: discovery up (udp broadcast)")
+            }
+            Marker::AnnounceSent => f.write_str("dsoftbusd: discovery announce sent"),
+            Marker::PeerFound(id) => {
+                write!(f, "dsoftbusd: discovery peer found device={}", id.as_str())
+            }
+            Marker::AnnounceIgnored(label) => write!(f, "dsoftbusd: announce ignored ({label})"),
+            Marker::TransportSelected(kind) => write!(f, "dsoftbusd: transport selected {kind}"),
+            Marker::SessionConnect(id) => {
+                write!(f, "dsoftbusd: session connect peer={}", id.as_str())
+            }
+            Marker::IdentityBound(id) => {
+                write!(f, "dsoftbusd: identity bound peer={}", id.as_str())
+            }
+            Marker::IdentityMismatch(id) => {
+                write!(f, "dsoftbusd: identity mismatch peer={}", id.as_str())
+            }
+            Marker::AuthOk => f.write_str("dsoftbusd: auth ok"),
+            Marker::DsoftbusPingOk => f.write_str("SELFTEST: dsoftbus ping ok"),
+            Marker::MuxDataOk(kind) => write!(f, "dsoftbus:mux data ok ({kind})"),
+            Marker::DualNodeSessionOk => f.write_str("dsoftbusd: dual-node session ok"),
         }
     }
 }
@@ -172,6 +259,61 @@ mod tests {
             Marker::Fail(Failure::NicCount).to_string(),
             "SELFTEST: FAIL nic count"
         );
+    }
+
+    #[test]
+    fn bus_markers_match_the_contract() {
+        let b = DeviceId::new("node-b").unwrap();
+        let cases = [
+            (
+                Marker::DiscoveryUp { multicast: true },
+                "dsoftbusd: discovery up (udp multicast 239.42.0.1:37020)",
+            ),
+            (
+                Marker::DiscoveryUp { multicast: false },
+                "dsoftbusd: discovery up (udp broadcast)",
+            ),
+            (Marker::AnnounceSent, "dsoftbusd: discovery announce sent"),
+            (
+                Marker::PeerFound(b),
+                "dsoftbusd: discovery peer found device=node-b",
+            ),
+            (
+                Marker::AnnounceIgnored("replay"),
+                "dsoftbusd: announce ignored (replay)",
+            ),
+            (
+                Marker::TransportSelected(TransportKind::Tcp),
+                "dsoftbusd: transport selected tcp",
+            ),
+            (
+                Marker::TransportSelected(TransportKind::UdpSec),
+                "dsoftbusd: transport selected udp-sec",
+            ),
+            (
+                Marker::SessionConnect(b),
+                "dsoftbusd: session connect peer=node-b",
+            ),
+            (
+                Marker::IdentityBound(b),
+                "dsoftbusd: identity bound peer=node-b",
+            ),
+            (
+                Marker::IdentityMismatch(b),
+                "dsoftbusd: identity mismatch peer=node-b",
+            ),
+            (Marker::AuthOk, "dsoftbusd: auth ok"),
+            (Marker::DsoftbusPingOk, "SELFTEST: dsoftbus ping ok"),
+            (
+                Marker::MuxDataOk(TransportKind::Tcp),
+                "dsoftbus:mux data ok (tcp)",
+            ),
+            (Marker::DualNodeSessionOk, "dsoftbusd: dual-node session ok"),
+            (Marker::TestKeys, "SECURITY: test keys, not for production"),
+        ];
+        for (m, text) in cases {
+            assert_eq!(m.to_string(), text);
+        }
     }
 
     #[test]

@@ -1,12 +1,35 @@
-//! The network self-test of all nodes: turns each node's [`NetEvent`]s into its
-//! markers and decides when the run passed (every node pinged its gateway) or
-//! failed (the first failure, or the run deadline).
+//! The self-test of all nodes: turns each node's [`NetEvent`]s into its
+//! markers and decides when the run passed (every node pinged its gateway and
+//! reached its [`BusGoal`]) or failed (the first failure, or the run deadline).
 
 use smoltcp::time::Instant;
 
 use crate::config::MAX_NODES;
 use crate::marker::{Failure, Marker};
 use crate::net::NetEvent;
+use crate::node::NodeEvent;
+
+/// What the bus layers must show before the run passes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BusGoal {
+    /// Network bring-up only.
+    None,
+    /// Each honest node has discovery up and sent an announce (one node alone).
+    Discovery,
+    /// Each honest node completed a full session (ping + bulk) with a peer.
+    /// With `spoof`, also: node 0 rejected the impostor's handshake and every
+    /// honest node ignored at least one announce.
+    Sessions { spoof: bool },
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct BusProgress {
+    discovery_up: bool,
+    announced: bool,
+    session_ok: bool,
+    mismatch: bool,
+    ignored: bool,
+}
 
 /// Outcome so far.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,6 +49,10 @@ pub struct NetSelftest {
     up: [bool; MAX_NODES as usize],
     failed: Option<Failure>,
     deadline: Instant,
+    goal: BusGoal,
+    /// Nodes whose goals count (the spoofer's do not).
+    honest: [bool; MAX_NODES as usize],
+    bus: [BusProgress; MAX_NODES as usize],
 }
 
 impl NetSelftest {
@@ -36,6 +63,49 @@ impl NetSelftest {
             up: [false; MAX_NODES as usize],
             failed: None,
             deadline,
+            goal: BusGoal::None,
+            honest: [true; MAX_NODES as usize],
+            bus: [BusProgress::default(); MAX_NODES as usize],
+        }
+    }
+
+    /// Also requires `goal` of every node marked honest.
+    pub fn with_goal(mut self, goal: BusGoal, honest: [bool; MAX_NODES as usize]) -> NetSelftest {
+        self.goal = goal;
+        self.honest = honest;
+        self
+    }
+
+    /// Records a node event; returns a failure marker when it ends the run.
+    pub fn on_node_event(&mut self, node: usize, event: &NodeEvent) -> Option<Marker<'static>> {
+        if node >= self.nodes || self.failed.is_some() {
+            return None;
+        }
+        let p = self.bus.get_mut(node)?;
+        match event {
+            NodeEvent::DiscoveryUp { .. } => p.discovery_up = true,
+            NodeEvent::AnnounceSent { .. } => p.announced = true,
+            NodeEvent::SessionOk(_) => p.session_ok = true,
+            NodeEvent::IdentityMismatch(_) => p.mismatch = true,
+            NodeEvent::AnnounceIgnored(_) => p.ignored = true,
+            NodeEvent::BusFailed(_) if self.honest.get(node).copied().unwrap_or(false) => {
+                return Some(self.fail(Failure::BusStart));
+            }
+            _ => {}
+        }
+        None
+    }
+
+    fn bus_done(&self) -> bool {
+        let honest = |i: &usize| self.honest.get(*i).copied().unwrap_or(false);
+        let mut nodes = (0..self.nodes).filter(honest);
+        match self.goal {
+            BusGoal::None => true,
+            BusGoal::Discovery => nodes.all(|i| self.bus[i].discovery_up && self.bus[i].announced),
+            BusGoal::Sessions { spoof } => {
+                nodes.all(|i| self.bus[i].session_ok && (!spoof || self.bus[i].ignored))
+                    && (!spoof || self.bus[0].mismatch)
+            }
         }
     }
 
@@ -82,7 +152,7 @@ impl NetSelftest {
             return Verdict::Failed(f);
         }
         let all_up = self.up.iter().take(self.nodes).all(|up| *up);
-        if all_up {
+        if all_up && self.bus_done() {
             Verdict::AllOk
         } else {
             Verdict::Pending
@@ -92,6 +162,69 @@ impl NetSelftest {
     fn fail(&mut self, failure: Failure) -> Marker<'static> {
         self.failed = Some(failure);
         Marker::Fail(failure)
+    }
+}
+
+#[cfg(test)]
+mod bus_tests {
+    use super::*;
+    use dsb_noise::DeviceId;
+
+    fn pinged(t: &mut NetSelftest, nodes: usize) {
+        for i in 0..nodes {
+            t.on_event(
+                i,
+                &NetEvent::PingOk {
+                    seq: 0,
+                    rtt: smoltcp::time::Duration::ZERO,
+                },
+            );
+        }
+    }
+
+    #[test]
+    fn sessions_goal_waits_for_every_honest_node() {
+        let b = DeviceId::new("node-b").unwrap();
+        let mut t = NetSelftest::new(2, Instant::from_secs(30))
+            .with_goal(BusGoal::Sessions { spoof: false }, [true; 3]);
+        pinged(&mut t, 2);
+        assert_eq!(t.verdict(), Verdict::Pending);
+        t.on_node_event(0, &NodeEvent::SessionOk(b));
+        assert_eq!(t.verdict(), Verdict::Pending);
+        t.on_node_event(1, &NodeEvent::SessionOk(b));
+        assert_eq!(t.verdict(), Verdict::AllOk);
+    }
+
+    #[test]
+    fn spoof_goal_needs_the_rejection_and_ignores_the_spoofer() {
+        let b = DeviceId::new("node-b").unwrap();
+        let mut t = NetSelftest::new(3, Instant::from_secs(30))
+            .with_goal(BusGoal::Sessions { spoof: true }, [true, true, false]);
+        pinged(&mut t, 3);
+        for i in 0..2 {
+            t.on_node_event(i, &NodeEvent::SessionOk(b));
+            t.on_node_event(
+                i,
+                &NodeEvent::AnnounceIgnored(dsb_discovery::AnnounceError::KeyMismatch),
+            );
+        }
+        assert_eq!(
+            t.verdict(),
+            Verdict::Pending,
+            "node-a has not rejected the impostor yet"
+        );
+        t.on_node_event(0, &NodeEvent::IdentityMismatch(b));
+        assert_eq!(t.verdict(), Verdict::AllOk);
+    }
+
+    #[test]
+    fn bus_failure_of_an_honest_node_fails_the_run() {
+        let mut t =
+            NetSelftest::new(1, Instant::from_secs(30)).with_goal(BusGoal::Discovery, [true; 3]);
+        assert!(t
+            .on_node_event(0, &NodeEvent::BusFailed("tcp listen"))
+            .is_some());
+        assert_eq!(t.verdict(), Verdict::Failed(Failure::BusStart));
     }
 }
 

@@ -3,8 +3,10 @@
 //! and reports what happened as events. The image drives it over virtio-net;
 //! host tests drive it over a simulated wire.
 
+pub mod guard;
 pub mod ping;
 pub mod stack;
 
+pub use guard::{GuardStats, LinkGuard};
 pub use ping::{PingInput, Pinger};
 pub use stack::{Lease, NetEvent, NetStack, NetStackConfig, NetStackError, Phase, StackFailure};

@@ -18,6 +18,7 @@ use smoltcp::wire::{
     EthernetAddress, HardwareAddress, Icmpv4Packet, IpAddress, IpCidr, Ipv4Address, Ipv4Cidr,
 };
 
+use super::guard::{GuardStats, LinkGuard};
 use super::ping::{PingInput, Pinger};
 
 /// Queued events beyond this are dropped (oldest first) and counted.
@@ -141,7 +142,8 @@ impl NetStackError {
 
 /// One node's stack: device, interface, sockets, DHCP and the gateway ping.
 pub struct NetStack<D: Device> {
-    device: D,
+    /// The NIC behind the link guard (source binding, neighbour seeding).
+    device: LinkGuard<D>,
     iface: Interface,
     sockets: SocketSet<'static>,
     dhcp: SocketHandle,
@@ -158,7 +160,7 @@ pub struct NetStack<D: Device> {
 impl<D: Device> NetStack<D> {
     /// Builds the interface and its DHCP + ICMP sockets; DHCP starts at `now`.
     pub fn new(
-        mut device: D,
+        device: D,
         config: NetStackConfig,
         now: Instant,
     ) -> Result<NetStack<D>, NetStackError> {
@@ -167,6 +169,7 @@ impl<D: Device> NetStack<D> {
         }
         let mut iface_config = IfaceConfig::new(HardwareAddress::Ethernet(config.mac));
         iface_config.random_seed = config.random_seed;
+        let mut device = LinkGuard::new(device, config.mac);
         let iface = Interface::new(iface_config, &mut device, now);
 
         let mut sockets = SocketSet::new(Vec::new());
@@ -304,12 +307,17 @@ impl<D: Device> NetStack<D> {
 
     /// The device.
     pub fn device(&self) -> &D {
-        &self.device
+        self.device.inner()
+    }
+
+    /// What the link guard dropped and seeded.
+    pub fn guard_stats(&self) -> GuardStats {
+        self.device.stats()
     }
 
     /// The device, mutably.
     pub fn device_mut(&mut self) -> &mut D {
-        &mut self.device
+        self.device.inner_mut()
     }
 
     fn ping_ident(&self) -> u16 {
@@ -348,6 +356,7 @@ impl<D: Device> NetStack<D> {
             }
             Some(dhcpv4::Event::Deconfigured) => {
                 if self.lease.take().is_some() {
+                    self.device.set_local(None);
                     self.iface.update_ip_addrs(|addrs| addrs.clear());
                     self.iface.routes_mut().remove_default_ipv4_route();
                     self.push_event(NetEvent::DhcpLost);
@@ -376,6 +385,7 @@ impl<D: Device> NetStack<D> {
             .add_default_ipv4_route(lease.gateway)
             .ok();
         self.lease = Some(lease);
+        self.device.set_local(Some(lease.cidr));
         if same {
             // A renewal with identical settings: nothing to report.
             return;

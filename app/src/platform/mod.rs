@@ -15,6 +15,7 @@ pub mod panic;
 pub mod pci;
 pub mod port;
 pub mod rng;
+pub mod rtc;
 pub mod serial;
 pub mod start_info;
 pub mod virtio_hal;

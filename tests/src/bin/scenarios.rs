@@ -61,6 +61,11 @@ fn main() -> ExitCode {
                 run.verdict == qemu::Verdict::GuestFailed
             };
             let check = markers::check_required(&run.lines, &sc.required)
+                .and_then(|_| {
+                    sc.anywhere.iter().try_for_each(|m| {
+                        markers::check_required(&run.lines, std::slice::from_ref(m))
+                    })
+                })
                 .and_then(|_| markers::check_forbidden(&run.lines, &sc.forbidden))
                 .and_then(|_| {
                     if verdict_ok {
