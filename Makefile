@@ -82,8 +82,9 @@ test: test-host test-qemu
 
 # --- benchmarks: one `BENCH <name> <value> <unit>` line per figure --------------
 bench: qemu-dep image
-	$(CARGO) bench -q -p dsb-discovery -p dsb-noise -p dsb-transports
+	$(CARGO) bench -q -p dsb-discovery -p dsb-noise -p dsb-transports -p dsb-tests
 	@$(TOOLS) boot-bench -- --runs 5 $(BOOT_OPTS)
+	@$(MAKE) -s size
 
 fmt:
 	$(CARGO) fmt --all
