@@ -6,3 +6,4 @@ extern crate alloc;
 pub mod mux;
 pub mod tcp;
 pub mod transport;
+pub mod udpsec;

@@ -1,0 +1,49 @@
+//! udp-sec: one reliable, ordered, authenticated byte stream over UDP datagrams.
+//!
+//! The properties that make QUIC worth having, in a small `no_std` transport of
+//! our own: no head-of-line blocking by someone else's TCP, our own loss
+//! recovery (RFC 6298 RTO, RFC 9002-style packet/time thresholds) and Reno
+//! congestion control with pacing, datagrams that never exceed
+//! [`MAX_DATAGRAM`] bytes. Sessions are set up by a Noise XK handshake behind
+//! the [`Handshake`] trait; packets are sealed with ChaCha20-Poly1305.
+//!
+//! Sans-IO in the quinn-proto style: [`Connection`] takes datagrams and time in
+//! and hands datagrams, events and deadlines out; [`Endpoint`] demultiplexes
+//! many connections by session id. The wire format is specified byte by byte
+//! in `docs/parts/udpsec.md`.
+
+pub mod assembler;
+pub mod config;
+pub mod congestion;
+pub mod connection;
+pub mod crypto;
+pub mod endpoint;
+pub mod frame;
+pub mod handshake;
+pub mod pacing;
+pub mod packet;
+pub mod range_set;
+pub mod recovery;
+pub mod send_buf;
+pub mod sent;
+pub mod stats;
+
+pub use config::Config;
+pub use connection::{CloseReason, Connection, Event, Role};
+pub use endpoint::{Endpoint, EndpointConfig, EndpointError, EndpointStats};
+pub use handshake::{Handshake, HsError, SessionKeys};
+pub use stats::{DropReason, RejectCounters, Stats};
+
+/// Largest UDP payload udp-sec ever sends or accepts (a conservative PMTU).
+pub const MAX_DATAGRAM: usize = 1200;
+
+use smoltcp::time::{Duration, Instant};
+
+/// `now - earlier`, or zero when `earlier` is in the future.
+pub(crate) fn since(now: Instant, earlier: Instant) -> Duration {
+    if now > earlier {
+        now - earlier
+    } else {
+        Duration::ZERO
+    }
+}
