@@ -5,7 +5,7 @@
 //! group. This crate is sans-IO (`no_std` + `alloc`): the app hands it datagrams
 //! and the time, and pulls announces to send, peer events and deadlines. Every
 //! table is bounded, every rejection is typed and counted, and an id once bound
-//! to a device key never changes key. The wire format is in `docs/parts/discovery.md`.
+//! to a device key never changes key. The wire format is in `docs/protocol.md`.
 #![no_std]
 #![forbid(unsafe_code)]
 

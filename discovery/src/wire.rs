@@ -11,7 +11,7 @@
 //! ```
 //!
 //! The signature covers `SIGNATURE_CONTEXT || every byte before the signature`.
-//! `docs/parts/discovery.md` is the normative description.
+//! `docs/protocol.md` is the normative description.
 
 use core::num::NonZeroU16;
 
@@ -62,7 +62,7 @@ pub struct AnnounceRepr {
     pub udp_sec_port: Option<NonZeroU16>,
     /// Published service names (unique, at most [`MAX_SERVICES`]).
     pub services: Services,
-    /// Sequence number, strictly increasing per device (see `docs/parts/discovery.md`).
+    /// Sequence number, strictly increasing per device (see `docs/protocol.md`).
     pub seq: u64,
 }
 

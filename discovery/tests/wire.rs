@@ -7,7 +7,7 @@ use dsb_discovery::*;
 use proptest::prelude::*;
 
 // Produced by tests/golden/gen_announce.py, an independent encoder written from
-// docs/parts/discovery.md and signing with pyca/cryptography (a second Ed25519).
+// docs/protocol.md and signing with pyca/cryptography (a second Ed25519).
 // GOLDEN_FULL: key seed 00 01 .. 1f, "node-a", noise static 0x42*32, tcp 37021,
 // udp-sec 37022, services ["dsoftbus.ping", "mux"], seq = 7 << 32 | 3.
 const GOLDEN_FULL: [u8; 171] = [

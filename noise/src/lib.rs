@@ -12,7 +12,7 @@
 //! - [`FrameDecoder`], [`FramedSession`]: 2-byte length framing over a stream.
 //! - [`HandshakeLimiter`]: cap on half-open handshakes.
 //!
-//! The wire format is specified in `docs/parts/noise.md`.
+//! The wire format is specified in `docs/protocol.md`.
 #![no_std]
 
 extern crate alloc;

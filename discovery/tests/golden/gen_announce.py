@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Independent encoder of announce v1 (from docs/parts/discovery.md), used to produce
+"""Independent encoder of announce v1 (from docs/protocol.md), used to produce
 and cross-check the golden vectors in tests/wire.rs with a second Ed25519
 implementation (pyca/cryptography). Prints Rust byte arrays.
 

@@ -96,7 +96,7 @@ pub struct Transcript {
     pub msg3: Vec<u8>,
 }
 
-/// Encode an attestation exactly as `docs/parts/noise.md` specifies.
+/// Encode an attestation exactly as `docs/protocol.md` specifies.
 pub fn encode_attestation(device_id: &str, device_key: &[u8; 32], sig: &[u8; 64]) -> Vec<u8> {
     let mut v = vec![1u8, device_id.len() as u8];
     v.extend_from_slice(device_id.as_bytes());

@@ -4,7 +4,7 @@
 //!
 //! Sans-IO and symmetric: both ends run the same [`Mux`]; the session role
 //! only decides channel id parity. Layout (one concern per file):
-//! - [`frame`]: the wire format (parse / emit), see `docs/parts/mux.md`;
+//! - [`frame`]: the wire format (parse / emit), see `docs/protocol.md`;
 //! - `reader`: frame reassembly from arbitrary chunks;
 //! - `channel`: per-channel half-streams, buffers and credit;
 //! - `keepalive`: idle deadline and PING scheduling;

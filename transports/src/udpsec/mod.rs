@@ -10,7 +10,7 @@
 //! Sans-IO in the quinn-proto style: [`Connection`] takes datagrams and time in
 //! and hands datagrams, events and deadlines out; [`Endpoint`] demultiplexes
 //! many connections by session id. The wire format is specified byte by byte
-//! in `docs/parts/udpsec.md`.
+//! in `docs/protocol.md`.
 
 pub mod assembler;
 pub mod config;
