@@ -14,6 +14,38 @@ fn median(mut v: Vec<Duration>) -> Option<Duration> {
     Some(v[v.len() / 2])
 }
 
+/// Boots `nodes` node(s) `runs` times; returns the runs the guest passed.
+fn boots(
+    boot: &cli::BootOpts,
+    nodes: u8,
+    append: &str,
+    runs: usize,
+) -> Result<Vec<qemu::Run>, String> {
+    let mut ok = Vec::new();
+    for i in 0..runs {
+        let mut cfg = qemu::QemuConfig::new(nodes, append);
+        cfg.timeout = Duration::from_secs(90);
+        boot.apply(&mut cfg);
+        let run = qemu::boot(&cfg, &mut |_| {}, &mut |n| eprintln!("{n}"))?;
+        if run.verdict.is_pass() {
+            eprintln!(
+                "boot-bench: {nodes} node(s), run {}/{runs} ({} {})",
+                i + 1,
+                run.accel,
+                run.firmware
+            );
+            ok.push(run);
+        } else {
+            eprintln!(
+                "boot-bench: {nodes} node(s), run {}: {}; not counted",
+                i + 1,
+                run.verdict
+            );
+        }
+    }
+    Ok(ok)
+}
+
 fn main() -> ExitCode {
     let mut boot = cli::BootOpts::default();
     let mut runs: usize = 5;
@@ -41,61 +73,34 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
 
-    let mut first = Vec::new();
-    let mut dhcp = Vec::new();
-    let mut exit = Vec::new();
-    for i in 0..runs {
-        let mut cfg = qemu::QemuConfig::new(1, "nodes=1");
-        cfg.timeout = Duration::from_secs(60);
-        boot.apply(&mut cfg);
-        let run = match qemu::boot(&cfg, &mut |_| {}, &mut |n| eprintln!("{n}")) {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("boot-bench: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        if !run.verdict.is_pass() {
-            eprintln!("boot-bench: run {i}: {}; not counted", run.verdict);
-            continue;
+    let (single, dual) = match (
+        boots(&boot, 1, "nodes=1", runs),
+        boots(&boot, 2, "nodes=2 transport=tcp", runs),
+    ) {
+        (Ok(s), Ok(d)) => (s, d),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("boot-bench: {e}");
+            return ExitCode::FAILURE;
         }
-        eprintln!(
-            "boot-bench: run {}/{runs} ({} {})",
-            i + 1,
-            run.accel,
-            run.firmware
-        );
-        if let Some(t) = run.lines.first().map(|l| l.at) {
-            first.push(t);
-        }
-        if let Some(t) = run.time_of(|l| l.starts_with("net: dhcp bound ")) {
-            dhcp.push(t);
-        }
-        exit.push(run.elapsed);
-    }
-    // Two nodes: QEMU spawn -> both nodes printed `dual-node session ok`.
-    let mut dual = Vec::new();
-    for i in 0..runs {
-        let mut cfg = qemu::QemuConfig::new(2, "nodes=2 transport=tcp");
-        cfg.timeout = Duration::from_secs(90);
-        boot.apply(&mut cfg);
-        let run = match qemu::boot(&cfg, &mut |_| {}, &mut |n| eprintln!("{n}")) {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("boot-bench: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        let a = run.time_of(|l| l == "[node-a] dsoftbusd: dual-node session ok");
-        let b = run.time_of(|l| l == "[node-b] dsoftbusd: dual-node session ok");
-        match (run.verdict.is_pass(), a, b) {
-            (true, Some(a), Some(b)) => {
-                eprintln!("boot-bench: dual run {}/{runs}", i + 1);
-                dual.push(a.max(b));
-            }
-            _ => eprintln!("boot-bench: dual run {i}: {}; not counted", run.verdict),
-        }
-    }
+    };
+    let first = single
+        .iter()
+        .filter_map(|r| r.lines.first().map(|l| l.at))
+        .collect();
+    let dhcp = single
+        .iter()
+        .filter_map(|r| r.time_of(|l| l.starts_with("net: dhcp bound ")))
+        .collect();
+    let exit = single.iter().map(|r| r.elapsed).collect();
+    // QEMU spawn -> both nodes printed `dual-node session ok`.
+    let dual = dual
+        .iter()
+        .filter_map(|r| {
+            let a = r.time_of(|l| l == "[node-a] dsoftbusd: dual-node session ok")?;
+            let b = r.time_of(|l| l == "[node-b] dsoftbusd: dual-node session ok")?;
+            Some(a.max(b))
+        })
+        .collect();
 
     let mut ok = true;
     for (name, v) in [
