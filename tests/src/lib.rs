@@ -5,8 +5,8 @@
 pub mod cli;
 pub mod link;
 pub mod markers;
+pub mod nodesim;
 pub mod qemu;
 pub mod scenarios;
 pub mod simwire;
 pub mod slirp;
-pub mod nodesim;
