@@ -31,7 +31,7 @@ mod image {
     use dsb_app::net::{NetEvent, NetStack, NetStackConfig};
     use dsb_app::node::{self, Behaviour, NodeConfig, NodeEvent};
     use dsb_app::rng::NodeRng;
-    use dsb_app::selftest::{BusGoal, NetSelftest, Verdict};
+    use dsb_app::selftest::{BusGoal, NetSelftest, TransportGoal, Verdict};
     use dsb_noise::Identity;
     use rand_core::RngCore;
     use smoltcp::time::{Duration, Instant};
@@ -44,6 +44,12 @@ mod image {
 
     /// First TCP session port; node `i` listens on `TCP_PORT_BASE + i`.
     const TCP_PORT_BASE: u16 = 37021;
+    /// First udp-sec port; node `i` binds `UDPSEC_PORT_BASE + i`.
+    const UDPSEC_PORT_BASE: u16 = 37031;
+    /// Bulk echo per udp-sec session (the `SELFTEST: udp-sec bulk ok` step).
+    const UDPSEC_BULK_BYTES: u64 = dsb_app::selftest::UDPSEC_BULK_MIN;
+    /// Bytes pushed into the peer's slow sink per udp-sec session (backpressure step).
+    const UDPSEC_SINK_BYTES: u64 = 256 * 1024;
 
     /// One node: its line prefix, its runtime and its own RNG.
     struct Node {
@@ -52,6 +58,8 @@ mod image {
         rng: NodeRng,
         /// Ignored announces per label, for the log rate limit.
         ignored: [u32; 16],
+        /// The udp-sec fallback marker was printed (once per node).
+        fallback_printed: bool,
     }
 
     const UNPREFIXED: NodePrefix = NodePrefix(None);
@@ -101,8 +109,8 @@ mod image {
         if cfg!(feature = "test-keys") {
             console::marker(UNPREFIXED, &Marker::TestKeys);
         }
-        if config.transport == Transport::UdpSec {
-            log::error!("transport: udp-sec is not in this image yet");
+        if config.transport == Transport::UdpSec && !config.udpsec {
+            log::error!("transport: udp-sec requested but udpsec=off");
             fail(UNPREFIXED, Failure::TransportUnavailable);
         }
 
@@ -230,6 +238,10 @@ mod image {
             };
             let mut node_config = NodeConfig::new(TCP_PORT_BASE + index as u16);
             node_config.boot_epoch = epoch;
+            node_config.transport = config.transport;
+            node_config.udpsec_port = config.udpsec.then_some(UDPSEC_PORT_BASE + index as u16);
+            node_config.udpsec_bulk_bytes = UDPSEC_BULK_BYTES;
+            node_config.udpsec_sink_bytes = UDPSEC_SINK_BYTES;
             node_config.pinned = pins
                 .iter()
                 .filter(|(id, _)| id.as_bytes() != identity.device_id().as_bytes())
@@ -245,6 +257,7 @@ mod image {
                 node: node::Node::new(stack, identity, node_config),
                 rng: rng.fork(),
                 ignored: [0; 16],
+                fallback_printed: false,
             });
         }
         console::set_log_prefix(UNPREFIXED);
@@ -259,7 +272,14 @@ mod image {
             _ => BusGoal::Sessions { spoof: false },
         };
         let honest = [true, true, !is_spoofer(config, 2)];
-        let mut selftest = NetSelftest::new(nodes.len(), deadline).with_goal(goal, honest);
+        let transport = match (config.transport, config.udpsec) {
+            (Transport::UdpSec, _) => TransportGoal::UdpSec,
+            (Transport::Auto, false) => TransportGoal::Fallback,
+            _ => TransportGoal::Any,
+        };
+        let mut selftest = NetSelftest::new(nodes.len(), deadline)
+            .with_goal(goal, honest)
+            .with_transport(transport);
         loop {
             let now = clock::now();
             for (index, n) in nodes.iter_mut().enumerate() {
@@ -292,12 +312,28 @@ mod image {
         }
     }
 
-    /// Prints a node event's marker (or log line) and feeds the self-test.
-    /// Ignored announces are always counted but printed only at counts 1, 2,
-    /// 4, 8, ... per label, so a flood cannot flood the console.
+    /// Prints a node event's marker (or log line), then feeds the self-test
+    /// and prints the verdict that event completes. Ignored announces are
+    /// always counted but printed only at counts 1, 2, 4, 8, ... per label, so
+    /// a flood cannot flood the console; the udp-sec fallback prints once.
     fn node_event(n: &mut Node, index: usize, event: &NodeEvent, selftest: &mut NetSelftest) {
+        print_node_event(n, event);
         if let Some(marker) = selftest.on_node_event(index, event) {
             console::marker(n.prefix, &marker);
+        }
+    }
+
+    fn print_node_event(n: &mut Node, event: &NodeEvent) {
+        if let NodeEvent::UdpSecFallback { peer, reason } = event {
+            log::info!(
+                "udp-sec: fallback to tcp ({reason}{}{})",
+                if peer.is_some() { ", peer " } else { "" },
+                peer.as_ref().map_or("", |p| p.as_str())
+            );
+            if n.fallback_printed {
+                return;
+            }
+            n.fallback_printed = true;
         }
         if let NodeEvent::AnnounceIgnored(e) = event {
             let slot = dsb_discovery::AnnounceError::ALL
@@ -348,6 +384,15 @@ mod image {
                 s.tx_dropped,
                 n.node.stack().icmp_ignored()
             );
+            if let Some((t, e)) = n.node.udpsec_stats() {
+                log::debug!(
+                    "udp-sec: datagrams in {} out {}; sessions accepted {}; rejected {}",
+                    t.datagrams_in,
+                    t.datagrams_out,
+                    e.accepted,
+                    e.rejected.total()
+                );
+            }
         }
         console::set_log_prefix(UNPREFIXED);
         let (used, size) = heap::usage();

@@ -34,8 +34,11 @@ pub enum Failure {
     NoEntropy,
     /// A node could not start discovery or its session listener.
     BusStart,
-    /// The requested transport is not available in this image.
+    /// The requested transport is not available (`transport=udp-sec udpsec=off`).
     TransportUnavailable,
+    /// The udp-sec slow-sink test: the writer was never held back, or the mux
+    /// buffered more than its memory bound.
+    UdpSecBackpressure,
 }
 
 impl Failure {
@@ -50,6 +53,7 @@ impl Failure {
             Failure::NoEntropy => "no entropy for keys",
             Failure::BusStart => "bus start",
             Failure::TransportUnavailable => "transport unavailable",
+            Failure::UdpSecBackpressure => "udp-sec backpressure",
         }
     }
 }
@@ -106,11 +110,27 @@ pub enum Marker<'a> {
     MuxDataOk(TransportKind),
     /// `dsoftbusd: dual-node session ok`.
     DualNodeSessionOk,
+    /// `dsoftbus: udp-sec os listener up <port>`.
+    UdpSecListenerUp(u16),
+    /// `dsoftbus: udp-sec os session ok`.
+    UdpSecSessionOk,
+    /// `dsoftbus: udp-sec os disabled (fallback tcp)`.
+    UdpSecDisabled,
+    /// `SELFTEST: udp-sec control ok` (ping/pong over udp-sec).
+    UdpSecControlOk,
+    /// `SELFTEST: udp-sec bulk ok` (at least 1 MiB echoed, hash-checked).
+    UdpSecBulkOk,
+    /// `SELFTEST: udp-sec backpressure ok` (writer held by credit, memory under cap).
+    UdpSecBackpressureOk,
+    /// `SELFTEST: udp-sec fallback ok` (a TCP session completed after the fallback).
+    UdpSecFallbackOk,
 }
 
 impl Marker<'_> {
     /// The marker a node event prints, if any. `AnnounceSent` prints once
-    /// (the first); ignored announces are printed by the caller's rate limit.
+    /// (the first); ignored announces are printed by the caller's rate limit,
+    /// the udp-sec fallback once per node by the caller. The `SELFTEST: udp-sec
+    /// ...` verdicts come from [`crate::selftest`].
     pub fn for_node_event(event: &NodeEvent) -> Option<Marker<'static>> {
         Some(match *event {
             NodeEvent::DiscoveryUp { multicast } => Marker::DiscoveryUp { multicast },
@@ -124,7 +144,10 @@ impl Marker<'_> {
             NodeEvent::AuthOk(_) => Marker::AuthOk,
             NodeEvent::PingOk { .. } => Marker::DsoftbusPingOk,
             NodeEvent::MuxDataOk { kind, .. } => Marker::MuxDataOk(kind),
-            NodeEvent::SessionOk(_) => Marker::DualNodeSessionOk,
+            NodeEvent::SessionOk { .. } => Marker::DualNodeSessionOk,
+            NodeEvent::UdpSecListening { port } => Marker::UdpSecListenerUp(port),
+            NodeEvent::UdpSecSessionOk(_) => Marker::UdpSecSessionOk,
+            NodeEvent::UdpSecFallback { .. } => Marker::UdpSecDisabled,
             _ => return None,
         })
     }
@@ -173,6 +196,13 @@ impl fmt::Display for Marker<'_> {
             Marker::DsoftbusPingOk => f.write_str("SELFTEST: dsoftbus ping ok"),
             Marker::MuxDataOk(kind) => write!(f, "dsoftbus:mux data ok ({kind})"),
             Marker::DualNodeSessionOk => f.write_str("dsoftbusd: dual-node session ok"),
+            Marker::UdpSecListenerUp(port) => write!(f, "dsoftbus: udp-sec os listener up {port}"),
+            Marker::UdpSecSessionOk => f.write_str("dsoftbus: udp-sec os session ok"),
+            Marker::UdpSecDisabled => f.write_str("dsoftbus: udp-sec os disabled (fallback tcp)"),
+            Marker::UdpSecControlOk => f.write_str("SELFTEST: udp-sec control ok"),
+            Marker::UdpSecBulkOk => f.write_str("SELFTEST: udp-sec bulk ok"),
+            Marker::UdpSecBackpressureOk => f.write_str("SELFTEST: udp-sec backpressure ok"),
+            Marker::UdpSecFallbackOk => f.write_str("SELFTEST: udp-sec fallback ok"),
         }
     }
 }
@@ -310,6 +340,30 @@ mod tests {
             ),
             (Marker::DualNodeSessionOk, "dsoftbusd: dual-node session ok"),
             (Marker::TestKeys, "SECURITY: test keys, not for production"),
+            (
+                Marker::MuxDataOk(TransportKind::UdpSec),
+                "dsoftbus:mux data ok (udp-sec)",
+            ),
+            (
+                Marker::UdpSecListenerUp(37031),
+                "dsoftbus: udp-sec os listener up 37031",
+            ),
+            (Marker::UdpSecSessionOk, "dsoftbus: udp-sec os session ok"),
+            (
+                Marker::UdpSecDisabled,
+                "dsoftbus: udp-sec os disabled (fallback tcp)",
+            ),
+            (Marker::UdpSecControlOk, "SELFTEST: udp-sec control ok"),
+            (Marker::UdpSecBulkOk, "SELFTEST: udp-sec bulk ok"),
+            (
+                Marker::UdpSecBackpressureOk,
+                "SELFTEST: udp-sec backpressure ok",
+            ),
+            (Marker::UdpSecFallbackOk, "SELFTEST: udp-sec fallback ok"),
+            (
+                Marker::Fail(Failure::UdpSecBackpressure),
+                "SELFTEST: FAIL udp-sec backpressure",
+            ),
         ];
         for (m, text) in cases {
             assert_eq!(m.to_string(), text);

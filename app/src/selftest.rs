@@ -1,7 +1,10 @@
 //! The self-test of all nodes: turns each node's [`NetEvent`]s into its
-//! markers and decides when the run passed (every node pinged its gateway and
-//! reached its [`BusGoal`]) or failed (the first failure, or the run deadline).
+//! markers, judges the udp-sec steps (`SELFTEST: udp-sec ...`), and decides
+//! when the run passed (every node pinged its gateway and reached its
+//! [`BusGoal`] over the transport [`TransportGoal`] asks for) or failed (the
+//! first failure, or the run deadline).
 
+use dsb_transports::transport::TransportKind;
 use smoltcp::time::Instant;
 
 use crate::config::MAX_NODES;
@@ -22,13 +25,51 @@ pub enum BusGoal {
     Sessions { spoof: bool },
 }
 
+/// Which transport the sessions of [`BusGoal::Sessions`] must run over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransportGoal {
+    /// Either; a udp-sec session must also pass every udp-sec step.
+    Any,
+    /// udp-sec, with control, bulk (≥ [`UDPSEC_BULK_MIN`]) and backpressure steps.
+    UdpSec,
+    /// TCP after udp-sec was found disabled or unreachable.
+    Fallback,
+}
+
+/// Least bulk echo over udp-sec that counts as `SELFTEST: udp-sec bulk ok`.
+pub const UDPSEC_BULK_MIN: u64 = 1 << 20;
+
 #[derive(Clone, Copy, Debug, Default)]
 struct BusProgress {
     discovery_up: bool,
     announced: bool,
-    session_ok: bool,
+    tcp_session_ok: bool,
+    udpsec_session_ok: bool,
     mismatch: bool,
     ignored: bool,
+    udpsec_control: bool,
+    udpsec_bulk: bool,
+    udpsec_backpressure: bool,
+    /// udp-sec was disabled or a peer was unreachable over it.
+    fallback: bool,
+    fallback_ok: bool,
+}
+
+impl BusProgress {
+    fn udpsec_done(&self) -> bool {
+        self.udpsec_session_ok
+            && self.udpsec_control
+            && self.udpsec_bulk
+            && self.udpsec_backpressure
+    }
+
+    fn session_done(&self, goal: TransportGoal) -> bool {
+        match goal {
+            TransportGoal::Any => self.tcp_session_ok || self.udpsec_done(),
+            TransportGoal::UdpSec => self.udpsec_done(),
+            TransportGoal::Fallback => self.tcp_session_ok && self.fallback_ok,
+        }
+    }
 }
 
 /// Outcome so far.
@@ -50,6 +91,9 @@ pub struct NetSelftest {
     failed: Option<Failure>,
     deadline: Instant,
     goal: BusGoal,
+    transport: TransportGoal,
+    /// Largest mux buffering the udp-sec backpressure step accepts.
+    memory_cap: usize,
     /// Nodes whose goals count (the spoofer's do not).
     honest: [bool; MAX_NODES as usize],
     bus: [BusProgress; MAX_NODES as usize],
@@ -64,6 +108,8 @@ impl NetSelftest {
             failed: None,
             deadline,
             goal: BusGoal::None,
+            transport: TransportGoal::Any,
+            memory_cap: crate::node::NodeConfig::new(0).mux.memory_bound(),
             honest: [true; MAX_NODES as usize],
             bus: [BusProgress::default(); MAX_NODES as usize],
         }
@@ -76,16 +122,65 @@ impl NetSelftest {
         self
     }
 
-    /// Records a node event; returns a failure marker when it ends the run.
+    /// Requires the sessions to run over `transport`.
+    pub fn with_transport(mut self, transport: TransportGoal) -> NetSelftest {
+        self.transport = transport;
+        self
+    }
+
+    /// The most a mux may buffer in the udp-sec backpressure step.
+    pub fn with_memory_cap(mut self, cap: usize) -> NetSelftest {
+        self.memory_cap = cap;
+        self
+    }
+
+    /// Records a node event (after its own marker was printed); returns the
+    /// self-test verdict it completes (`SELFTEST: udp-sec ...`), or a failure
+    /// marker when it ends the run. Each udp-sec verdict prints once per node.
     pub fn on_node_event(&mut self, node: usize, event: &NodeEvent) -> Option<Marker<'static>> {
         if node >= self.nodes || self.failed.is_some() {
             return None;
         }
+        let cap = self.memory_cap;
         let p = self.bus.get_mut(node)?;
-        match event {
+        let udp = TransportKind::UdpSec;
+        match *event {
             NodeEvent::DiscoveryUp { .. } => p.discovery_up = true,
             NodeEvent::AnnounceSent { .. } => p.announced = true,
-            NodeEvent::SessionOk(_) => p.session_ok = true,
+            NodeEvent::SessionOk { kind, .. } => {
+                if kind == udp {
+                    p.udpsec_session_ok = true;
+                } else {
+                    p.tcp_session_ok = true;
+                    if p.fallback && !p.fallback_ok {
+                        p.fallback_ok = true;
+                        return Some(Marker::UdpSecFallbackOk);
+                    }
+                }
+            }
+            NodeEvent::UdpSecFallback { .. } => p.fallback = true,
+            NodeEvent::PingOk { kind, .. } if kind == udp && !p.udpsec_control => {
+                p.udpsec_control = true;
+                return Some(Marker::UdpSecControlOk);
+            }
+            NodeEvent::MuxDataOk { kind, bytes, .. }
+                if kind == udp && bytes >= UDPSEC_BULK_MIN && !p.udpsec_bulk =>
+            {
+                p.udpsec_bulk = true;
+                return Some(Marker::UdpSecBulkOk);
+            }
+            NodeEvent::BackpressureOk {
+                kind,
+                blocked,
+                peak_buffered,
+                ..
+            } if kind == udp && !p.udpsec_backpressure => {
+                if blocked == 0 || peak_buffered > cap {
+                    return Some(self.fail(Failure::UdpSecBackpressure));
+                }
+                p.udpsec_backpressure = true;
+                return Some(Marker::UdpSecBackpressureOk);
+            }
             NodeEvent::IdentityMismatch(_) => p.mismatch = true,
             NodeEvent::AnnounceIgnored(_) => p.ignored = true,
             NodeEvent::BusFailed(_) if self.honest.get(node).copied().unwrap_or(false) => {
@@ -103,7 +198,8 @@ impl NetSelftest {
             BusGoal::None => true,
             BusGoal::Discovery => nodes.all(|i| self.bus[i].discovery_up && self.bus[i].announced),
             BusGoal::Sessions { spoof } => {
-                nodes.all(|i| self.bus[i].session_ok && (!spoof || self.bus[i].ignored))
+                let t = self.transport;
+                nodes.all(|i| self.bus[i].session_done(t) && (!spoof || self.bus[i].ignored))
                     && (!spoof || self.bus[0].mismatch)
             }
         }
@@ -182,6 +278,10 @@ mod bus_tests {
         }
     }
 
+    fn session_ok(peer: DeviceId, kind: TransportKind) -> NodeEvent {
+        NodeEvent::SessionOk { peer, kind }
+    }
+
     #[test]
     fn sessions_goal_waits_for_every_honest_node() {
         let b = DeviceId::new("node-b").unwrap();
@@ -189,10 +289,136 @@ mod bus_tests {
             .with_goal(BusGoal::Sessions { spoof: false }, [true; 3]);
         pinged(&mut t, 2);
         assert_eq!(t.verdict(), Verdict::Pending);
-        t.on_node_event(0, &NodeEvent::SessionOk(b));
+        t.on_node_event(0, &session_ok(b, TransportKind::Tcp));
         assert_eq!(t.verdict(), Verdict::Pending);
-        t.on_node_event(1, &NodeEvent::SessionOk(b));
+        t.on_node_event(1, &session_ok(b, TransportKind::Tcp));
         assert_eq!(t.verdict(), Verdict::AllOk);
+    }
+
+    /// The udp-sec steps of one node, in the order the node reports them.
+    fn udpsec_steps(peer: DeviceId, bulk: u64, blocked: u32, peak: usize) -> [NodeEvent; 4] {
+        let kind = TransportKind::UdpSec;
+        [
+            NodeEvent::PingOk {
+                peer,
+                kind,
+                rtt: smoltcp::time::Duration::ZERO,
+            },
+            NodeEvent::MuxDataOk {
+                peer,
+                kind,
+                bytes: bulk,
+            },
+            NodeEvent::BackpressureOk {
+                peer,
+                kind,
+                bytes: 1,
+                blocked,
+                peak_buffered: peak,
+            },
+            session_ok(peer, kind),
+        ]
+    }
+
+    #[test]
+    fn udpsec_goal_needs_every_udpsec_step_and_prints_each_verdict_once() {
+        let b = DeviceId::new("node-b").unwrap();
+        let mut t = NetSelftest::new(1, Instant::from_secs(30))
+            .with_goal(BusGoal::Sessions { spoof: false }, [true; 3])
+            .with_transport(TransportGoal::UdpSec);
+        pinged(&mut t, 1);
+        // A TCP session does not count.
+        assert!(t
+            .on_node_event(0, &session_ok(b, TransportKind::Tcp))
+            .is_none());
+        assert_eq!(t.verdict(), Verdict::Pending);
+        let printed: alloc::vec::Vec<_> = udpsec_steps(b, UDPSEC_BULK_MIN, 3, 1000)
+            .iter()
+            .map(|e| {
+                t.on_node_event(0, e)
+                    .map(|m| alloc::string::ToString::to_string(&m))
+            })
+            .collect();
+        assert_eq!(
+            printed,
+            [
+                Some("SELFTEST: udp-sec control ok".into()),
+                Some("SELFTEST: udp-sec bulk ok".into()),
+                Some("SELFTEST: udp-sec backpressure ok".into()),
+                None,
+            ]
+        );
+        assert_eq!(t.verdict(), Verdict::AllOk);
+        let again = udpsec_steps(b, UDPSEC_BULK_MIN, 3, 1000);
+        assert!(t.on_node_event(0, &again[0]).is_none());
+    }
+
+    #[test]
+    fn too_little_udpsec_bulk_is_no_bulk_ok() {
+        let b = DeviceId::new("node-b").unwrap();
+        let mut t = NetSelftest::new(1, Instant::from_secs(30))
+            .with_goal(BusGoal::Sessions { spoof: false }, [true; 3])
+            .with_transport(TransportGoal::UdpSec);
+        pinged(&mut t, 1);
+        let steps = udpsec_steps(b, UDPSEC_BULK_MIN - 1, 3, 1000);
+        for e in &steps {
+            t.on_node_event(0, e);
+        }
+        assert_eq!(t.verdict(), Verdict::Pending);
+    }
+
+    #[test]
+    fn udpsec_backpressure_without_blocking_or_over_cap_fails() {
+        let b = DeviceId::new("node-b").unwrap();
+        for (blocked, peak) in [(0, 1000), (3, 5000)] {
+            let mut t = NetSelftest::new(1, Instant::from_secs(30))
+                .with_goal(BusGoal::Sessions { spoof: false }, [true; 3])
+                .with_transport(TransportGoal::UdpSec)
+                .with_memory_cap(4096);
+            let steps = udpsec_steps(b, UDPSEC_BULK_MIN, blocked, peak);
+            let m = t.on_node_event(0, &steps[2]).unwrap();
+            assert_eq!(
+                alloc::string::ToString::to_string(&m),
+                "SELFTEST: FAIL udp-sec backpressure"
+            );
+            assert_eq!(t.verdict(), Verdict::Failed(Failure::UdpSecBackpressure));
+        }
+    }
+
+    #[test]
+    fn fallback_goal_needs_the_fallback_then_a_tcp_session() {
+        let b = DeviceId::new("node-b").unwrap();
+        let mut t = NetSelftest::new(1, Instant::from_secs(30))
+            .with_goal(BusGoal::Sessions { spoof: false }, [true; 3])
+            .with_transport(TransportGoal::Fallback);
+        pinged(&mut t, 1);
+        let fallback = NodeEvent::UdpSecFallback {
+            peer: None,
+            reason: "disabled",
+        };
+        assert!(t.on_node_event(0, &fallback).is_none());
+        assert_eq!(t.verdict(), Verdict::Pending);
+        let m = t
+            .on_node_event(0, &session_ok(b, TransportKind::Tcp))
+            .unwrap();
+        assert_eq!(
+            alloc::string::ToString::to_string(&m),
+            "SELFTEST: udp-sec fallback ok"
+        );
+        assert_eq!(t.verdict(), Verdict::AllOk);
+    }
+
+    #[test]
+    fn no_fallback_ok_without_a_fallback() {
+        let b = DeviceId::new("node-b").unwrap();
+        let mut t = NetSelftest::new(1, Instant::from_secs(30))
+            .with_goal(BusGoal::Sessions { spoof: false }, [true; 3])
+            .with_transport(TransportGoal::Fallback);
+        pinged(&mut t, 1);
+        assert!(t
+            .on_node_event(0, &session_ok(b, TransportKind::Tcp))
+            .is_none());
+        assert_eq!(t.verdict(), Verdict::Pending);
     }
 
     #[test]
@@ -202,7 +428,7 @@ mod bus_tests {
             .with_goal(BusGoal::Sessions { spoof: true }, [true, true, false]);
         pinged(&mut t, 3);
         for i in 0..2 {
-            t.on_node_event(i, &NodeEvent::SessionOk(b));
+            t.on_node_event(i, &session_ok(b, TransportKind::Tcp));
             t.on_node_event(
                 i,
                 &NodeEvent::AnnounceIgnored(dsb_discovery::AnnounceError::KeyMismatch),

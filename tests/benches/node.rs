@@ -6,14 +6,18 @@
 //!   real stack (mux → Noise → smoltcp TCP → wire → back), loss 0, counted
 //!   as bytes echoed back byte-exact per second of CPU time; the figure to
 //!   read beside `aead_chacha20poly1305_mbps`, since both are CPU-bound here.
+//! - `mux_udpsec_goodput_mbps`: the same over udp-sec (mux → udp-sec packets
+//!   under ChaCha20-Poly1305 → smoltcp UDP → wire → back).
 //!
 //! Each prints the median of several seeds.
 
 use std::time::Instant as Wall;
 
+use dsb_app::config::Transport;
 use dsb_app::node::NodeEvent;
 use dsb_tests::nodesim::NodeSim;
 use dsb_tests::simwire::WireConfig;
+use dsb_transports::transport::TransportKind;
 use smoltcp::time::Duration;
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -44,6 +48,14 @@ fn main() {
     }
     println!("BENCH session_setup_ms {:.2} ms", median(setup));
 
+    let tcp = goodput(TransportKind::Tcp);
+    println!("BENCH mux_tcp_goodput_mbps {tcp:.1} Mbit/s");
+    let udpsec = goodput(TransportKind::UdpSec);
+    println!("BENCH mux_udpsec_goodput_mbps {udpsec:.1} Mbit/s");
+}
+
+/// Median wall-clock goodput of an 8 MiB bulk echo over `kind`.
+fn goodput(kind: TransportKind) -> f64 {
     let bytes: u64 = 8 << 20;
     let mut goodput = Vec::new();
     for seed in 1..=3 {
@@ -53,7 +65,13 @@ fn main() {
             seed,
             |i, mut c| {
                 // Only node-a runs the bulk client; node-b just echoes.
-                c.bulk_bytes = if i == 0 { bytes } else { 1 };
+                let load = if i == 0 { bytes } else { 1 };
+                c.bulk_bytes = load;
+                c.udpsec_bulk_bytes = load;
+                if kind == TransportKind::UdpSec {
+                    c.transport = Transport::UdpSec;
+                    c.udpsec_port = Some(37031 + i as u16);
+                }
                 c
             },
         );
@@ -62,7 +80,7 @@ fn main() {
         let done = |s: &NodeSim| {
             s.saw(
                 0,
-                |e| matches!(e, NodeEvent::MuxDataOk { bytes: b, .. } if *b == bytes),
+                |e| matches!(e, NodeEvent::MuxDataOk { bytes: b, kind: k, .. } if *b == bytes && *k == kind),
             )
         };
         assert!(
@@ -72,5 +90,5 @@ fn main() {
         let secs = start.elapsed().as_secs_f64();
         goodput.push(bytes as f64 * 8.0 / secs / 1e6);
     }
-    println!("BENCH mux_tcp_goodput_mbps {:.1} Mbit/s", median(goodput));
+    median(goodput)
 }

@@ -297,8 +297,14 @@ pub trait Node {
 
 impl<H: dsb_transports::udpsec::Handshake> Node for dsb_transports::udpsec::Connection<H> {
     fn handle_datagram(&mut self, now: Instant, datagram: &[u8]) {
-        // Rejections are counted by the connection itself.
-        let _ = dsb_transports::udpsec::Connection::handle_datagram(self, now, datagram);
+        // Rejections are counted by the connection itself. The handshakes
+        // these tests drive bring their own identity checks: no trust store.
+        let _ = dsb_transports::udpsec::Connection::handle_datagram(
+            self,
+            now,
+            datagram,
+            &dsb_noise::NoTrust,
+        );
     }
     fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         dsb_transports::udpsec::Connection::poll_transmit(self, now, buf)

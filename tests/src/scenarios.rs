@@ -33,8 +33,8 @@ fn platform(node: Option<&str>) -> Vec<Marker> {
     ]
 }
 
-/// The session markers of `node` with `peer`, in order (issue contract);
-/// `connects` = this node is the one that connects (lower device id).
+/// The session markers of `node` with `peer` over TCP, in order (issue
+/// contract); `connects` = this node is the one that connects (lower device id).
 fn session(node: &str, peer: &str, connects: bool) -> Vec<Marker> {
     let n = Some(node);
     let mut v = vec![
@@ -55,6 +55,49 @@ fn session(node: &str, peer: &str, connects: bool) -> Vec<Marker> {
         Marker::exact(n, "dsoftbus:mux data ok (tcp)"),
         Marker::exact(n, "dsoftbusd: dual-node session ok"),
     ]);
+    v
+}
+
+/// The session markers of `node` with `peer` over udp-sec, in order; the
+/// node binds udp-sec port `port`.
+fn udpsec_session(node: &str, peer: &str, connects: bool, port: u16) -> Vec<Marker> {
+    let n = Some(node);
+    let mut v = vec![
+        Marker::prefix(n, "dsoftbusd: discovery up (udp "),
+        Marker::exact(n, &format!("dsoftbus: udp-sec os listener up {port}")),
+        Marker::exact(n, &format!("dsoftbusd: discovery peer found device={peer}")),
+        Marker::exact(n, "dsoftbusd: transport selected udp-sec"),
+    ];
+    if connects {
+        v.push(Marker::exact(
+            n,
+            &format!("dsoftbusd: session connect peer={peer}"),
+        ));
+    }
+    v.extend([
+        Marker::exact(n, &format!("dsoftbusd: identity bound peer={peer}")),
+        Marker::exact(n, "dsoftbusd: auth ok"),
+        Marker::exact(n, "dsoftbus: udp-sec os session ok"),
+        Marker::exact(n, "SELFTEST: dsoftbus ping ok"),
+        Marker::exact(n, "SELFTEST: udp-sec control ok"),
+        Marker::exact(n, "dsoftbus:mux data ok (udp-sec)"),
+        Marker::exact(n, "SELFTEST: udp-sec bulk ok"),
+        Marker::exact(n, "SELFTEST: udp-sec backpressure ok"),
+        Marker::exact(n, "dsoftbusd: dual-node session ok"),
+    ]);
+    v
+}
+
+/// The markers of `node` when udp-sec is off and TCP carries the session.
+fn fallback_session(node: &str, peer: &str, connects: bool) -> Vec<Marker> {
+    let n = Some(node);
+    let mut v = session(node, peer, connects);
+    // Right after discovery up: the node knows at start that udp-sec is off.
+    v.insert(
+        1,
+        Marker::exact(n, "dsoftbus: udp-sec os disabled (fallback tcp)"),
+    );
+    v.push(Marker::exact(n, "SELFTEST: udp-sec fallback ok"));
     v
 }
 
@@ -114,6 +157,76 @@ pub fn all() -> Vec<Scenario> {
         append: "nodes=3 transport=tcp scenario=spoof".into(),
         expect_pass: true,
         required: spoof,
+        anywhere: vec![
+            Marker::exact(Some("node-a"), "dsoftbusd: identity mismatch peer=node-b"),
+            Marker::exact(Some("node-a"), "dsoftbusd: announce ignored (key-mismatch)"),
+            Marker::exact(Some("node-b"), "dsoftbusd: announce ignored (self)"),
+        ],
+        forbidden: vec![Marker::prefix(None, "SELFTEST: FAIL")],
+        timeout: Duration::from_secs(90),
+    });
+
+    let mut udpsec = platform(Some("node-a"));
+    udpsec.extend(udpsec_session("node-a", "node-b", true, 37031));
+    udpsec.extend(platform(Some("node-b")));
+    udpsec.extend(udpsec_session("node-b", "node-a", false, 37032));
+    udpsec.push(Marker::exact(None, "SELFTEST: all ok"));
+    let mut no_tcp_no_fallback = vec![Marker::prefix(None, "SELFTEST: FAIL")];
+    for n in ["node-a", "node-b"] {
+        no_tcp_no_fallback.extend([
+            Marker::exact(Some(n), "dsoftbusd: transport selected tcp"),
+            Marker::exact(Some(n), "dsoftbus:mux data ok (tcp)"),
+            Marker::prefix(Some(n), "dsoftbus: udp-sec os disabled"),
+            Marker::prefix(Some(n), "dsoftbusd: identity mismatch"),
+        ]);
+    }
+    v.push(Scenario {
+        name: "udp-sec",
+        about: "NODES=2 transport=udp-sec: the session, 1 MiB bulk echo and the slow sink over udp-sec",
+        nodes: 2,
+        append: "nodes=2 transport=udp-sec".into(),
+        expect_pass: true,
+        required: udpsec,
+        anywhere: vec![],
+        forbidden: no_tcp_no_fallback,
+        timeout: Duration::from_secs(90),
+    });
+
+    let mut fallback = platform(Some("node-a"));
+    fallback.extend(fallback_session("node-a", "node-b", true));
+    fallback.extend(platform(Some("node-b")));
+    fallback.extend(fallback_session("node-b", "node-a", false));
+    fallback.push(Marker::exact(None, "SELFTEST: all ok"));
+    let mut no_udpsec = vec![Marker::prefix(None, "SELFTEST: FAIL")];
+    for n in ["node-a", "node-b"] {
+        no_udpsec.extend([
+            Marker::prefix(Some(n), "dsoftbus: udp-sec os listener up"),
+            Marker::exact(Some(n), "dsoftbusd: transport selected udp-sec"),
+            Marker::exact(Some(n), "dsoftbus: udp-sec os session ok"),
+        ]);
+    }
+    v.push(Scenario {
+        name: "udp-sec-fallback",
+        about: "NODES=2 transport=auto udpsec=off: udp-sec disabled, the session falls back to TCP",
+        nodes: 2,
+        append: "nodes=2 transport=auto udpsec=off".into(),
+        expect_pass: true,
+        required: fallback,
+        anywhere: vec![],
+        forbidden: no_udpsec,
+        timeout: Duration::from_secs(90),
+    });
+
+    let mut spoof_udpsec = udpsec_session("node-a", "node-b", true, 37031);
+    spoof_udpsec.extend(udpsec_session("node-b", "node-a", false, 37032));
+    spoof_udpsec.push(Marker::exact(None, "SELFTEST: all ok"));
+    v.push(Scenario {
+        name: "spoof-udp-sec",
+        about: "NODES=3 SCENARIO=spoof transport=udp-sec: the impostor's udp-sec handshake is refused at message 3",
+        nodes: 3,
+        append: "nodes=3 transport=udp-sec scenario=spoof".into(),
+        expect_pass: true,
+        required: spoof_udpsec,
         anywhere: vec![
             Marker::exact(Some("node-a"), "dsoftbusd: identity mismatch peer=node-b"),
             Marker::exact(Some("node-a"), "dsoftbusd: announce ignored (key-mismatch)"),

@@ -10,7 +10,7 @@ use dsb_tests::simwire::WireConfig;
 use smoltcp::time::Duration;
 
 fn session_ok(sim: &NodeSim, i: usize) -> bool {
-    sim.saw(i, |e| matches!(e, NodeEvent::SessionOk(_)))
+    sim.saw(i, |e| matches!(e, NodeEvent::SessionOk { .. }))
 }
 
 fn all_ok(sim: &NodeSim) -> bool {
@@ -47,7 +47,7 @@ fn two_nodes_reach_session_ok_in_marker_order() {
             sim.first(i, |e| matches!(e, NodeEvent::AuthOk(_))),
             sim.first(i, |e| matches!(e, NodeEvent::PingOk { .. })),
             sim.first(i, |e| matches!(e, NodeEvent::MuxDataOk { .. })),
-            sim.first(i, |e| matches!(e, NodeEvent::SessionOk(_))),
+            sim.first(i, |e| matches!(e, NodeEvent::SessionOk { .. })),
         ];
         let times: Vec<_> = order.iter().map(|t| t.expect("event missing")).collect();
         assert!(
@@ -183,7 +183,7 @@ fn peer_restart_leads_to_a_new_session_with_a_fresh_handshake() {
     assert!(
         sim.run_until(Duration::from_secs(30), |s| count(s, 0, |e| matches!(
             e,
-            NodeEvent::SessionOk(_)
+            NodeEvent::SessionOk { .. }
         )) >= 2),
         "no second session: {:#?}",
         sim.log

@@ -121,7 +121,18 @@ impl TransportError {
         }
     }
 
-    /// Whether the peer failed to prove the identity it claimed.
+    /// Whether the peer proved keys other than the ones bound to the id it
+    /// claimed (or we expected): the `identity mismatch` case. An unknown
+    /// peer is not a mismatch (its announce may simply not have arrived yet).
+    pub fn is_identity_mismatch(&self) -> bool {
+        matches!(
+            self,
+            TransportError::Noise(NoiseError::IdentityMismatch | NoiseError::BadSignature)
+        )
+    }
+
+    /// Whether the peer failed to prove the identity it claimed
+    /// (a mismatch, a bad attestation, or an id we have no binding for).
     pub fn is_identity_failure(&self) -> bool {
         matches!(self, TransportError::Noise(e) if e.is_identity_failure())
     }

@@ -7,7 +7,12 @@
 //! the image turns them into markers.
 //!
 //! Policy:
-//! - exactly one session per pair of peers: the lower device id connects;
+//! - exactly one session per pair of peers: the lower device id connects; a
+//!   newer session the peer opened replaces an older one (it gave that up);
+//! - the transport is chosen per peer: `tcp` and `udp-sec` force theirs;
+//!   `auto` uses udp-sec when the peer announces a udp-sec port and its
+//!   handshake authenticates within `udpsec_deadline`, else TCP (the peer is
+//!   then remembered as udp-sec-unreachable until discovery loses it);
 //! - a peer is connected to only after its signed announce verified, and the
 //!   handshake must authenticate exactly the keys that announce bound;
 //! - nothing of the application is sent or delivered before that;
@@ -32,6 +37,7 @@ use dsb_transports::tcp::{TcpConfig, TcpTransport};
 use dsb_transports::transport::{
     ConnId, Cx, PeerAddr, Transport, TransportError, TransportEvent, TransportKind,
 };
+use dsb_transports::udpsec::{UdpSecConfig, UdpSecTransport};
 use rand_core::CryptoRngCore;
 use smoltcp::iface::SocketHandle;
 use smoltcp::phy::Device;
@@ -39,6 +45,7 @@ use smoltcp::socket::udp;
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
 
+use crate::config::Transport as TransportMode;
 use crate::net::{NetStack, Phase};
 use services::{Client, ClientEvent, EchoServer};
 use trust::PeerTrust;
@@ -55,6 +62,8 @@ pub const DISCOVERY_BUFFER: usize = 8 * 1024;
 const DATAGRAM_MAX: usize = 1500;
 /// Bytes moved between transport and mux per step.
 const PUMP: usize = 4096;
+/// Peers remembered as udp-sec-unreachable (`auto` then uses TCP for them).
+pub const MAX_UDPSEC_FAILED: usize = MAX_SESSIONS * 2;
 
 /// How this node behaves on the network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,6 +91,16 @@ pub struct NodeConfig {
     pub sink_bytes: u64,
     /// Read rate of our sink, bytes per second.
     pub sink_rate: u64,
+    /// Which transport carries sessions this node opens.
+    pub transport: TransportMode,
+    /// udp-sec port to listen on and announce (`None`: udp-sec off).
+    pub udpsec_port: Option<u16>,
+    /// `auto`: a udp-sec handshake must authenticate within this, else TCP.
+    pub udpsec_deadline: Duration,
+    /// Bulk echo bytes per udp-sec session (instead of `bulk_bytes`).
+    pub udpsec_bulk_bytes: u64,
+    /// Slow-sink bytes per udp-sec session (instead of `sink_bytes`).
+    pub udpsec_sink_bytes: u64,
     pub behaviour: Behaviour,
     pub reconnect_min: Duration,
     pub reconnect_max: Duration,
@@ -89,6 +108,7 @@ pub struct NodeConfig {
 }
 
 impl NodeConfig {
+    /// TCP on `tcp_port`, udp-sec off, `auto` selection.
     pub fn new(tcp_port: u16) -> Self {
         NodeConfig {
             tcp_port,
@@ -97,6 +117,11 @@ impl NodeConfig {
             bulk_bytes: 64 * 1024,
             sink_bytes: 0,
             sink_rate: 256 * 1024,
+            transport: TransportMode::Auto,
+            udpsec_port: None,
+            udpsec_deadline: Duration::from_secs(2),
+            udpsec_bulk_bytes: 64 * 1024,
+            udpsec_sink_bytes: 0,
             behaviour: Behaviour::Honest,
             reconnect_min: Duration::from_millis(200),
             reconnect_max: Duration::from_secs(5),
@@ -105,6 +130,14 @@ impl NodeConfig {
                 keepalive_interval: Duration::from_secs(2),
                 ..MuxConfig::default()
             },
+        }
+    }
+
+    /// (bulk, sink) bytes the self-test client moves over a session of `kind`.
+    pub fn load(&self, kind: TransportKind) -> (u64, u64) {
+        match kind {
+            TransportKind::Tcp => (self.bulk_bytes, self.sink_bytes),
+            TransportKind::UdpSec => (self.udpsec_bulk_bytes, self.udpsec_sink_bytes),
         }
     }
 }
@@ -124,6 +157,16 @@ pub enum NodeEvent {
     PeerLost(DeviceId),
     /// A datagram on the discovery port was dropped.
     AnnounceIgnored(AnnounceError),
+    /// The udp-sec socket is bound and accepting sessions.
+    UdpSecListening {
+        port: u16,
+    },
+    /// udp-sec is off (`peer: None`) or a peer is not reachable over it
+    /// (`reason` a stable label): TCP carries the session instead.
+    UdpSecFallback {
+        peer: Option<DeviceId>,
+        reason: &'static str,
+    },
     TransportSelected {
         peer: DeviceId,
         kind: TransportKind,
@@ -138,8 +181,11 @@ pub enum NodeEvent {
         error: TransportError,
     },
     AuthOk(DeviceId),
+    /// The authenticated session runs over udp-sec.
+    UdpSecSessionOk(DeviceId),
     PingOk {
         peer: DeviceId,
+        kind: TransportKind,
         rtt: Duration,
     },
     MuxDataOk {
@@ -150,12 +196,16 @@ pub enum NodeEvent {
     /// The slow sink received everything while the writer was held back by credit.
     BackpressureOk {
         peer: DeviceId,
+        kind: TransportKind,
         bytes: u64,
         blocked: u32,
         peak_buffered: usize,
     },
     /// Every self-test step completed over this session.
-    SessionOk(DeviceId),
+    SessionOk {
+        peer: DeviceId,
+        kind: TransportKind,
+    },
     /// The session ended; `reason` is a stable label (transport or mux error).
     SessionClosed {
         peer: DeviceId,
@@ -174,6 +224,7 @@ struct Session {
     peer: DeviceId,
     conn: ConnId,
     kind: TransportKind,
+    sink_bytes: u64,
     mux: Mux,
     client: Client,
     server: EchoServer,
@@ -183,7 +234,10 @@ struct Session {
 
 struct Attempt {
     peer: DeviceId,
+    kind: TransportKind,
     conn: ConnId,
+    /// `auto` over udp-sec: fall back to TCP when not authenticated by then.
+    deadline: Option<Instant>,
 }
 
 struct Backoff {
@@ -192,12 +246,52 @@ struct Backoff {
     delay: Duration,
 }
 
+/// The transports of one node (udp-sec only when enabled).
+struct Transports {
+    tcp: TcpTransport,
+    udpsec: Option<UdpSecTransport>,
+}
+
+impl Transports {
+    fn get(&mut self, kind: TransportKind) -> Option<&mut dyn Transport> {
+        match kind {
+            TransportKind::Tcp => Some(&mut self.tcp),
+            TransportKind::UdpSec => self.udpsec.as_mut().map(|u| u as &mut dyn Transport),
+        }
+    }
+
+    fn poll(&mut self, cx: &mut Cx<'_, '_>) {
+        self.tcp.poll(cx);
+        if let Some(u) = self.udpsec.as_mut() {
+            u.poll(cx);
+        }
+    }
+
+    fn poll_event(&mut self) -> Option<(TransportKind, TransportEvent)> {
+        if let Some(e) = self.tcp.poll_event() {
+            return Some((TransportKind::Tcp, e));
+        }
+        let e = self.udpsec.as_mut()?.poll_event()?;
+        Some((TransportKind::UdpSec, e))
+    }
+
+    fn poll_at(&self) -> Option<Instant> {
+        let u = self.udpsec.as_ref().and_then(|u| u.poll_at());
+        match (self.tcp.poll_at(), u) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
 /// Everything that exists once the stack is up.
 struct Bus {
     discovery: Discovery,
     socket: SocketHandle,
     target: IpEndpoint,
-    tcp: TcpTransport,
+    transports: Transports,
+    /// Peers whose udp-sec handshake failed or timed out (`auto` uses TCP).
+    udpsec_failed: Vec<DeviceId>,
     sessions: Vec<Session>,
     attempts: Vec<Attempt>,
     backoff: Vec<Backoff>,
@@ -269,6 +363,23 @@ impl<D: Device> Node<D> {
             .map(|s| s.server.peak_buffered.max(s.client.max_buffered()))
     }
 
+    /// The transport of the session with `peer`.
+    pub fn session_kind(&self, peer: &DeviceId) -> Option<TransportKind> {
+        let b = self.bus.as_ref()?;
+        b.sessions.iter().find(|s| s.peer == *peer).map(|s| s.kind)
+    }
+
+    /// udp-sec counters: transport, endpoint (drops by label).
+    pub fn udpsec_stats(
+        &self,
+    ) -> Option<(
+        dsb_transports::udpsec::UdpSecStats,
+        dsb_transports::udpsec::EndpointStats,
+    )> {
+        let u = self.bus.as_ref()?.transports.udpsec.as_ref()?;
+        Some((u.stats(), *u.endpoint_stats()))
+    }
+
     /// Mux statistics of the session with `peer`.
     pub fn session_stats(&self, peer: &DeviceId) -> Option<dsb_transports::mux::MuxStats> {
         let b = self.bus.as_ref()?;
@@ -317,7 +428,10 @@ impl<D: Device> Node<D> {
         };
         if let Some(b) = &self.bus {
             min(Some(b.discovery.poll_at()));
-            min(b.tcp.poll_at());
+            min(b.transports.poll_at());
+            for a in &b.attempts {
+                min(a.deadline);
+            }
             for s in &b.sessions {
                 min(s.mux.poll_at());
             }
@@ -381,6 +495,20 @@ impl<D: Device> Node<D> {
                 ..TcpConfig::default()
             },
         );
+        let udpsec_port = match self.cfg.transport {
+            TransportMode::Tcp => None,
+            TransportMode::Auto | TransportMode::UdpSec => self.cfg.udpsec_port,
+        };
+        let mut udpsec = udpsec_port.map(|port| {
+            UdpSecTransport::new(
+                self.identity.clone(),
+                UdpSecConfig {
+                    port,
+                    ..UdpSecConfig::default()
+                },
+            )
+        });
+        let mut udpsec_event = None;
         {
             let trust = PeerTrust(&discovery);
             let mut cx = Cx {
@@ -394,13 +522,50 @@ impl<D: Device> Node<D> {
                 Self::push(events, dropped, NodeEvent::BusFailed("tcp listen"));
                 return;
             }
+            if let (Some(u), Some(port)) = (udpsec.as_mut(), udpsec_port) {
+                if u.listen(&mut cx).is_ok() {
+                    udpsec_event = Some(NodeEvent::UdpSecListening { port });
+                } else {
+                    udpsec = None;
+                }
+            }
         }
+        if udpsec.is_none() {
+            match self.cfg.transport {
+                TransportMode::UdpSec => {
+                    Self::push(events, dropped, NodeEvent::BusFailed("udp-sec listen"));
+                    return;
+                }
+                TransportMode::Auto => {
+                    udpsec_event = Some(NodeEvent::UdpSecFallback {
+                        peer: None,
+                        reason: if udpsec_port.is_some() {
+                            "listen-failed"
+                        } else {
+                            "disabled"
+                        },
+                    });
+                }
+                TransportMode::Tcp => {}
+            }
+        }
+        let mut discovery = discovery;
+        let announced = udpsec.as_ref().and_then(|u| u.port());
+        discovery.set_ports(
+            now,
+            NonZeroU16::new(self.cfg.tcp_port),
+            announced.and_then(NonZeroU16::new),
+        );
         Self::push(events, dropped, NodeEvent::DiscoveryUp { multicast });
+        if let Some(e) = udpsec_event {
+            Self::push(events, dropped, e);
+        }
         self.bus = Some(Bus {
             discovery,
             socket,
             target: IpEndpoint::new(IpAddress::Ipv4(target_ip), DISCOVERY_PORT),
-            tcp,
+            transports: Transports { tcp, udpsec },
+            udpsec_failed: Vec::new(),
             sessions: Vec::new(),
             attempts: Vec::new(),
             backoff: Vec::new(),
@@ -457,6 +622,7 @@ impl<D: Device> Node<D> {
                 }
                 PeerEvent::Lost(id, _) => {
                     if let Some(id) = noise_id(&id) {
+                        bus.udpsec_failed.retain(|p| *p != id);
                         Self::push(events, dropped, NodeEvent::PeerLost(id));
                     }
                 }
@@ -464,8 +630,8 @@ impl<D: Device> Node<D> {
             }
         }
 
-        // 2. Connect to peers we should connect to.
-        let mut to_connect: Vec<PeerAddr> = Vec::new();
+        // 2. Connect to peers we should connect to, over the transport chosen for each.
+        let mut to_connect: Vec<(PeerAddr, TransportKind)> = Vec::new();
         for p in bus.discovery.peers() {
             let Some(peer) = noise_id(&p.device_id) else {
                 continue;
@@ -483,7 +649,7 @@ impl<D: Device> Node<D> {
                 continue;
             }
             let IpAddress::Ipv4(ip) = p.addr;
-            to_connect.push(PeerAddr {
+            let addr = PeerAddr {
                 device_id: peer,
                 binding: dsb_noise::Binding {
                     device_key: p.device_key.to_bytes(),
@@ -492,7 +658,32 @@ impl<D: Device> Node<D> {
                 ip,
                 tcp_port: p.tcp_port.map(NonZeroU16::get),
                 udpsec_port: p.udp_sec_port.map(NonZeroU16::get),
-            });
+            };
+            let kind = match cfg.transport {
+                TransportMode::Tcp => TransportKind::Tcp,
+                TransportMode::UdpSec => TransportKind::UdpSec,
+                TransportMode::Auto => {
+                    let usable = bus.transports.udpsec.is_some()
+                        && addr.udpsec_port.is_some()
+                        && !bus.udpsec_failed.contains(&peer);
+                    if usable {
+                        TransportKind::UdpSec
+                    } else {
+                        if bus.transports.udpsec.is_some() && addr.udpsec_port.is_none() {
+                            Self::push(
+                                events,
+                                dropped,
+                                NodeEvent::UdpSecFallback {
+                                    peer: Some(peer),
+                                    reason: "not-offered",
+                                },
+                            );
+                        }
+                        TransportKind::Tcp
+                    }
+                }
+            };
+            to_connect.push((addr, kind));
         }
         let trust = PeerTrust(&bus.discovery);
         let mut cx = Cx {
@@ -502,20 +693,28 @@ impl<D: Device> Node<D> {
             trust: &trust,
             rng,
         };
-        for peer in to_connect {
+        for (peer, kind) in to_connect {
             Self::push(
                 events,
                 dropped,
                 NodeEvent::TransportSelected {
                     peer: peer.device_id,
-                    kind: TransportKind::Tcp,
+                    kind,
                 },
             );
             Self::push(events, dropped, NodeEvent::SessionConnect(peer.device_id));
-            match bus.tcp.connect(&mut cx, &peer) {
+            let started = match bus.transports.get(kind) {
+                Some(t) => t.connect(&mut cx, &peer),
+                None => Err(TransportError::NotOffered),
+            };
+            match started {
                 Ok(conn) => bus.attempts.push(Attempt {
                     peer: peer.device_id,
+                    kind,
                     conn,
+                    deadline: (kind == TransportKind::UdpSec
+                        && cfg.transport == TransportMode::Auto)
+                        .then(|| now + cfg.udpsec_deadline),
                 }),
                 Err(error) => {
                     Self::push(
@@ -532,27 +731,82 @@ impl<D: Device> Node<D> {
         }
 
         // 3. Transport I/O and its events.
-        bus.tcp.poll(&mut cx);
-        while let Some(ev) = bus.tcp.poll_event() {
+        bus.transports.poll(&mut cx);
+        // `auto`: a udp-sec handshake that did not authenticate in time gives way to TCP.
+        let mut i = 0;
+        while i < bus.attempts.len() {
+            let a = &bus.attempts[i];
+            if a.deadline.is_some_and(|d| d <= now) {
+                let a = bus.attempts.swap_remove(i);
+                if let Some(t) = bus.transports.get(a.kind) {
+                    t.close(&mut cx, a.conn);
+                }
+                Self::udpsec_failed(&mut bus.udpsec_failed, a.peer);
+                Self::push(
+                    events,
+                    dropped,
+                    NodeEvent::UdpSecFallback {
+                        peer: Some(a.peer),
+                        reason: "timeout",
+                    },
+                );
+                continue;
+            }
+            i += 1;
+        }
+        while let Some((kind, ev)) = bus.transports.poll_event() {
             match ev {
                 TransportEvent::Authenticated { conn, peer } => {
-                    let initiated = bus.attempts.iter().any(|a| a.conn == conn);
-                    bus.attempts.retain(|a| a.conn != conn);
+                    let initiated = bus
+                        .attempts
+                        .iter()
+                        .any(|a| a.kind == kind && a.conn == conn);
+                    bus.attempts.retain(|a| !(a.kind == kind && a.conn == conn));
+                    if !initiated {
+                        // The peer opened a new session: it gave up any older one.
+                        if let Some(pos) = bus.sessions.iter().position(|s| s.peer == peer) {
+                            let old = bus.sessions.swap_remove(pos);
+                            if let Some(t) = bus.transports.get(old.kind) {
+                                t.close(&mut cx, old.conn);
+                            }
+                            Self::push(
+                                events,
+                                dropped,
+                                NodeEvent::SessionClosed {
+                                    peer,
+                                    reason: "superseded",
+                                },
+                            );
+                        }
+                    }
                     if bus.sessions.iter().any(|s| s.peer == peer)
                         || bus.sessions.len() >= MAX_SESSIONS
                     {
-                        bus.tcp.close(&mut cx, conn);
+                        if let Some(t) = bus.transports.get(kind) {
+                            t.close(&mut cx, conn);
+                        }
                         continue;
                     }
                     if !initiated {
-                        Self::push(
-                            events,
-                            dropped,
-                            NodeEvent::TransportSelected {
-                                peer,
-                                kind: TransportKind::Tcp,
-                            },
-                        );
+                        Self::push(events, dropped, NodeEvent::TransportSelected { peer, kind });
+                        let peer_offers_udpsec = bus.discovery.peers().any(|p| {
+                            noise_id(&p.device_id) == Some(peer) && p.udp_sec_port.is_some()
+                        });
+                        if kind == TransportKind::Tcp
+                            && cfg.transport == TransportMode::Auto
+                            && bus.transports.udpsec.is_some()
+                            && peer_offers_udpsec
+                        {
+                            // Both sides could run udp-sec; the peer fell back to TCP.
+                            Self::push(
+                                events,
+                                dropped,
+                                NodeEvent::UdpSecFallback {
+                                    peer: Some(peer),
+                                    reason: "peer-chose-tcp",
+                                },
+                            );
+                        }
                     }
                     Self::push(events, dropped, NodeEvent::IdentityBound(peer));
                     let role = if initiated {
@@ -561,25 +815,34 @@ impl<D: Device> Node<D> {
                         Role::Responder
                     };
                     let Ok(mut mux) = Mux::new(role, cfg.mux, now) else {
-                        bus.tcp.close(&mut cx, conn);
+                        if let Some(t) = bus.transports.get(kind) {
+                            t.close(&mut cx, conn);
+                        }
                         Self::push(events, dropped, NodeEvent::BusFailed("mux config"));
                         continue;
                     };
                     mux.set_authenticated(now);
                     if EchoServer::register(&mut mux).is_err() {
-                        bus.tcp.close(&mut cx, conn);
+                        if let Some(t) = bus.transports.get(kind) {
+                            t.close(&mut cx, conn);
+                        }
                         continue;
                     }
                     Self::push(events, dropped, NodeEvent::AuthOk(peer));
+                    if kind == TransportKind::UdpSec {
+                        Self::push(events, dropped, NodeEvent::UdpSecSessionOk(peer));
+                    }
                     bus.backoff.retain(|b| b.peer != peer);
                     bus.session_counter = bus.session_counter.wrapping_add(1);
                     let seed = bus.session_counter ^ u32::from(local.as_bytes()[0]) << 24;
+                    let (bulk_bytes, sink_bytes) = cfg.load(kind);
                     bus.sessions.push(Session {
                         peer,
                         conn,
-                        kind: TransportKind::Tcp,
+                        kind,
+                        sink_bytes,
                         mux,
-                        client: Client::new(cfg.bulk_bytes, cfg.sink_bytes, seed),
+                        client: Client::new(bulk_bytes, sink_bytes, seed),
                         server: EchoServer::new(cfg.sink_rate),
                         ping_ok: false,
                         bulk_ok: false,
@@ -590,22 +853,47 @@ impl<D: Device> Node<D> {
                     claimed,
                     error,
                 } => {
-                    let expected = bus.attempts.iter().find(|a| a.conn == conn).map(|a| a.peer);
-                    bus.attempts.retain(|a| a.conn != conn);
+                    let expected = bus
+                        .attempts
+                        .iter()
+                        .find(|a| a.kind == kind && a.conn == conn)
+                        .map(|a| a.peer);
+                    bus.attempts.retain(|a| !(a.kind == kind && a.conn == conn));
                     let peer = expected.or(claimed);
-                    if error.is_identity_failure() {
+                    if error.is_identity_mismatch() {
                         if let Some(p) = peer {
                             Self::push(events, dropped, NodeEvent::IdentityMismatch(p));
                         }
                     } else {
                         Self::push(events, dropped, NodeEvent::HandshakeFailed { peer, error });
                     }
-                    if let Some(p) = expected {
+                    let Some(p) = expected else {
+                        continue;
+                    };
+                    if kind == TransportKind::UdpSec
+                        && cfg.transport == TransportMode::Auto
+                        && !error.is_identity_failure()
+                    {
+                        // Not an identity problem: try TCP right away.
+                        Self::udpsec_failed(&mut bus.udpsec_failed, p);
+                        Self::push(
+                            events,
+                            dropped,
+                            NodeEvent::UdpSecFallback {
+                                peer: Some(p),
+                                reason: error.label(),
+                            },
+                        );
+                    } else {
                         Self::back_off(&mut bus.backoff, cfg, p, now);
                     }
                 }
                 TransportEvent::Closed { conn, error } => {
-                    if let Some(pos) = bus.sessions.iter().position(|s| s.conn == conn) {
+                    if let Some(pos) = bus
+                        .sessions
+                        .iter()
+                        .position(|s| s.kind == kind && s.conn == conn)
+                    {
                         let s = bus.sessions.swap_remove(pos);
                         let reason = error.map_or("closed", |e| e.label());
                         Self::push(
@@ -623,12 +911,16 @@ impl<D: Device> Node<D> {
         }
 
         // 4. Sessions: transport → mux → services → mux → transport.
-        let mut closing: Vec<(ConnId, DeviceId, &'static str)> = Vec::new();
+        let mut closing: Vec<(TransportKind, ConnId, DeviceId, &'static str)> = Vec::new();
         let mut buf = [0u8; PUMP];
         for s in bus.sessions.iter_mut() {
+            let Some(transport) = bus.transports.get(s.kind) else {
+                closing.push((s.kind, s.conn, s.peer, "no-transport"));
+                continue;
+            };
             let mut failed: Option<&'static str> = None;
             loop {
-                match bus.tcp.read(s.conn, &mut buf) {
+                match transport.read(s.conn, &mut buf) {
                     Ok(0) => break,
                     Ok(n) => {
                         if let Err(e) = s.mux.handle_bytes(now, &buf[..n]) {
@@ -650,24 +942,17 @@ impl<D: Device> Node<D> {
             s.server.poll(now, &mut s.mux);
             if !s.client.is_done() {
                 while let Some(ev) = s.client.poll(now, &mut s.mux) {
+                    let (peer, kind) = (s.peer, s.kind);
                     match ev {
                         ClientEvent::PingOk { rtt } => {
                             s.ping_ok = true;
-                            Self::push(events, dropped, NodeEvent::PingOk { peer: s.peer, rtt });
+                            Self::push(events, dropped, NodeEvent::PingOk { peer, kind, rtt });
                         }
                         ClientEvent::BulkOk { bytes, .. } => {
                             s.bulk_ok = true;
-                            Self::push(
-                                events,
-                                dropped,
-                                NodeEvent::MuxDataOk {
-                                    peer: s.peer,
-                                    kind: s.kind,
-                                    bytes,
-                                },
-                            );
-                            if s.ping_ok && cfg.sink_bytes == 0 {
-                                Self::push(events, dropped, NodeEvent::SessionOk(s.peer));
+                            Self::push(events, dropped, NodeEvent::MuxDataOk { peer, kind, bytes });
+                            if s.ping_ok && s.sink_bytes == 0 {
+                                Self::push(events, dropped, NodeEvent::SessionOk { peer, kind });
                             }
                         }
                         ClientEvent::BackpressureOk {
@@ -679,22 +964,19 @@ impl<D: Device> Node<D> {
                                 events,
                                 dropped,
                                 NodeEvent::BackpressureOk {
-                                    peer: s.peer,
+                                    peer,
+                                    kind,
                                     bytes,
                                     blocked,
                                     peak_buffered,
                                 },
                             );
                             if s.ping_ok && s.bulk_ok {
-                                Self::push(events, dropped, NodeEvent::SessionOk(s.peer));
+                                Self::push(events, dropped, NodeEvent::SessionOk { peer, kind });
                             }
                         }
                         ClientEvent::Failed(what) => {
-                            Self::push(
-                                events,
-                                dropped,
-                                NodeEvent::ServiceFailed { peer: s.peer, what },
-                            );
+                            Self::push(events, dropped, NodeEvent::ServiceFailed { peer, what });
                             break;
                         }
                     }
@@ -702,7 +984,7 @@ impl<D: Device> Node<D> {
             }
             // Move what the mux has to send into the transport, within its capacity.
             loop {
-                let cap = bus.tcp.write_capacity(s.conn).min(PUMP);
+                let cap = transport.write_capacity(s.conn).min(PUMP);
                 if cap == 0 {
                     break;
                 }
@@ -710,7 +992,7 @@ impl<D: Device> Node<D> {
                 if n == 0 {
                     break;
                 }
-                match bus.tcp.write(s.conn, &buf[..n]) {
+                match transport.write(s.conn, &buf[..n]) {
                     Ok(w) if w == n => {}
                     Ok(_) => {
                         failed = Some("transport-short-write");
@@ -726,18 +1008,31 @@ impl<D: Device> Node<D> {
                 failed = Some(s.mux.error().map_or("mux-closed", |e| e.label()));
             }
             if let Some(reason) = failed {
-                closing.push((s.conn, s.peer, reason));
+                closing.push((s.kind, s.conn, s.peer, reason));
             }
         }
-        for (conn, peer, reason) in closing {
-            bus.tcp.close(&mut cx, conn);
-            bus.sessions.retain(|s| s.conn != conn);
+        for (kind, conn, peer, reason) in closing {
+            if let Some(t) = bus.transports.get(kind) {
+                t.close(&mut cx, conn);
+            }
+            bus.sessions.retain(|s| !(s.kind == kind && s.conn == conn));
             Self::push(events, dropped, NodeEvent::SessionClosed { peer, reason });
             Self::back_off(&mut bus.backoff, cfg, peer, now);
         }
-        bus.tcp.poll(&mut cx);
+        bus.transports.poll(&mut cx);
         bus.backoff
             .retain(|b| b.next > now || b.delay < cfg.reconnect_max);
+    }
+
+    /// Remembers `peer` as not reachable over udp-sec (bounded, oldest forgotten).
+    fn udpsec_failed(failed: &mut Vec<DeviceId>, peer: DeviceId) {
+        if failed.contains(&peer) {
+            return;
+        }
+        if failed.len() >= MAX_UDPSEC_FAILED {
+            failed.remove(0);
+        }
+        failed.push(peer);
     }
 
     fn back_off(backoff: &mut Vec<Backoff>, cfg: &NodeConfig, peer: DeviceId, now: Instant) {

@@ -7,7 +7,7 @@
 //!   byte (and an FNV-1a hash of it) before the marker.
 //!
 //! - `sink`: a deliberately slow reader (a token bucket of `rate` bytes per
-//!   second). The client writes as fast as the mux lets it; credit runs out,
+//!   second, 1/8 s deep). The client writes as fast as the mux lets it; credit runs out,
 //!   `write` reports `WouldBlock`, and the client counts how often it was held
 //!   back and the most the two muxes ever buffered (backpressure).
 //!
@@ -375,6 +375,12 @@ impl EchoServer {
 }
 
 impl EchoServer {
+    /// Most the sink reads at once after idling: 1/8 s of its rate (at least
+    /// one chunk), so it stays slow even when it sat idle before its channel opened.
+    fn sink_burst(&self) -> u64 {
+        (self.sink_rate / 8).max(CHUNK as u64)
+    }
+
     /// Registers the services on a new session's mux.
     pub fn register(mux: &mut Mux) -> Result<(), ChannelError> {
         mux.register_service(PING_SERVICE)?;
@@ -424,7 +430,7 @@ impl EchoServer {
             let dt = (now - at).total_micros();
             let add = self.sink_rate.saturating_mul(dt) / 1_000_000;
             if add > 0 {
-                self.sink_tokens = (self.sink_tokens + add).min(self.sink_rate);
+                self.sink_tokens = (self.sink_tokens + add).min(self.sink_burst());
                 self.sink_at = Some(now);
             }
         } else {

@@ -4,6 +4,7 @@
 //! that checks every byte.
 #![allow(dead_code)]
 
+use dsb_noise::TrustStore;
 use dsb_tests::link::{Link, LinkConfig, Sim};
 use dsb_transports::udpsec::{
     CloseReason, Config, Connection, Event, Handshake, HsError, SessionKeys, MAX_DATAGRAM,
@@ -102,7 +103,12 @@ impl Handshake for SnowXk {
             .map_err(|_| HsError::new("noise-write"))
     }
 
-    fn read_message(&mut self, msg: &[u8]) -> Result<(), HsError> {
+    fn read_message(
+        &mut self,
+        _now: Instant,
+        msg: &[u8],
+        _trust: &dyn TrustStore,
+    ) -> Result<(), HsError> {
         let mut payload = [0u8; MAX_DATAGRAM];
         self.hs
             .read_message(msg, &mut payload)
@@ -123,7 +129,7 @@ impl Handshake for SnowXk {
         self.hs.is_my_turn()
     }
 
-    fn into_keys(mut self) -> Result<SessionKeys, HsError> {
+    fn take_keys(&mut self) -> Result<SessionKeys, HsError> {
         if !self.hs.is_handshake_finished() {
             return Err(HsError::new("handshake-unfinished"));
         }

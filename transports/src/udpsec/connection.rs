@@ -16,6 +16,7 @@
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
+use dsb_noise::TrustStore;
 use smoltcp::time::{Duration, Instant};
 
 use super::assembler::Assembler;
@@ -305,6 +306,11 @@ impl<H: Handshake> Connection<H> {
         self.closed_reason
     }
 
+    /// The handshake: running, failed, or finished (e.g. to ask who the peer is).
+    pub fn handshake(&self) -> Option<&H> {
+        self.hs.handshake()
+    }
+
     /// The Noise handshake hash, once keys exist.
     pub fn handshake_hash(&self) -> Option<[u8; 32]> {
         self.handshake_hash
@@ -574,16 +580,27 @@ impl<H: Handshake> Connection<H> {
     // ------------------------------------------------------------------
 
     /// Process one received datagram. Rejections are counted and returned;
-    /// a rejected datagram never changes the connection's state.
-    pub fn handle_datagram(&mut self, now: Instant, datagram: &[u8]) -> Result<(), DropReason> {
-        let r = self.process(now, datagram);
+    /// a rejected datagram never changes the connection's state. `trust` is
+    /// handed to the handshake (the responder checks message 3 against it).
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        datagram: &[u8],
+        trust: &dyn TrustStore,
+    ) -> Result<(), DropReason> {
+        let r = self.process(now, datagram, trust);
         if let Err(e) = r {
             self.stats.rejected.count(e);
         }
         r
     }
 
-    fn process(&mut self, now: Instant, datagram: &[u8]) -> Result<(), DropReason> {
+    fn process(
+        &mut self,
+        now: Instant,
+        datagram: &[u8],
+        trust: &dyn TrustStore,
+    ) -> Result<(), DropReason> {
         if matches!(self.state, State::Closed) {
             return Err(DropReason::Closed);
         }
@@ -593,7 +610,7 @@ impl<H: Handshake> Connection<H> {
             return Err(DropReason::UnknownSession);
         }
         if h.typ.is_handshake() {
-            self.on_handshake(now, h.typ, p.payload())
+            self.on_handshake(now, h.typ, p.payload(), trust)
         } else {
             self.on_data(now, &h, p.header_bytes(), p.payload())
         }
@@ -604,6 +621,7 @@ impl<H: Handshake> Connection<H> {
         now: Instant,
         typ: PacketType,
         msg: &[u8],
+        trust: &dyn TrustStore,
     ) -> Result<(), DropReason> {
         if matches!(self.state, State::Closing { .. } | State::Draining { .. }) {
             return Err(DropReason::Closed);
@@ -615,7 +633,7 @@ impl<H: Handshake> Connection<H> {
             }
             return Err(DropReason::UnexpectedHandshake);
         }
-        match self.hs.on_message(now, typ, msg) {
+        match self.hs.on_message(now, typ, msg, trust) {
             Ok(HsOutcome::Progress) => {}
             Ok(HsOutcome::Finished(keys)) => self.install_keys(now, &keys),
             Err(HandshakeReject::Drop(r)) => return Err(r),
@@ -1173,6 +1191,7 @@ mod tests {
     use super::*;
     use crate::udpsec::handshake::SessionKeys;
     use alloc::vec;
+    use dsb_noise::NoTrust;
     use proptest::prelude::*;
 
     /// Three fixed messages, fixed keys. Not a real handshake.
@@ -1188,7 +1207,12 @@ mod tests {
             self.step += 1;
             Ok(8)
         }
-        fn read_message(&mut self, msg: &[u8]) -> Result<(), HsError> {
+        fn read_message(
+            &mut self,
+            _now: Instant,
+            msg: &[u8],
+            _trust: &dyn TrustStore,
+        ) -> Result<(), HsError> {
             if msg != [self.step + 1; 8] {
                 return Err(HsError::new("fake-mismatch"));
             }
@@ -1201,7 +1225,7 @@ mod tests {
         fn is_my_turn(&self) -> bool {
             self.step.is_multiple_of(2) == self.initiator
         }
-        fn into_keys(self) -> Result<SessionKeys, HsError> {
+        fn take_keys(&mut self) -> Result<SessionKeys, HsError> {
             Ok(SessionKeys {
                 initiator_to_responder: [1; 32],
                 responder_to_initiator: [2; 32],
@@ -1246,12 +1270,12 @@ mod tests {
             let mut any = false;
             while let Some(n) = a.poll_transmit(now, &mut buf) {
                 largest = largest.max(n);
-                let _ = b.handle_datagram(now, &buf[..n]);
+                let _ = b.handle_datagram(now, &buf[..n], &NoTrust);
                 any = true;
             }
             while let Some(n) = b.poll_transmit(now, &mut buf) {
                 largest = largest.max(n);
-                let _ = a.handle_datagram(now, &buf[..n]);
+                let _ = a.handle_datagram(now, &buf[..n], &NoTrust);
                 any = true;
             }
             if !any {
@@ -1323,7 +1347,7 @@ mod tests {
             let (mut a, mut b) = pair();
             pump(&mut a, &mut b, t(0));
             let before = b.stats().rejected.total();
-            let r = b.handle_datagram(t(1), &data);
+            let r = b.handle_datagram(t(1), &data, &NoTrust);
             prop_assert!(r.is_err());
             prop_assert_eq!(b.stats().rejected.total(), before + 1);
             prop_assert!(b.is_established());

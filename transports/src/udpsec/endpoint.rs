@@ -17,6 +17,7 @@
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
+use dsb_noise::TrustStore;
 use smoltcp::time::{Duration, Instant};
 
 use super::config::Config;
@@ -237,13 +238,15 @@ impl<H: Handshake, A: Copy + Eq> Endpoint<H, A> {
     }
 
     /// Route one datagram from `remote`. `accept` supplies a responder
-    /// handshake when a new session may be created (return `None` to refuse).
+    /// handshake when a new session may be created (return `None` to refuse);
+    /// `trust` is handed to the handshake (identity check of message 3).
     /// Returns the session id the datagram was accepted for.
     pub fn handle_datagram(
         &mut self,
         now: Instant,
         remote: A,
         datagram: &[u8],
+        trust: &dyn TrustStore,
         accept: impl FnOnce() -> Option<H>,
     ) -> Result<u64, DropReason> {
         if datagram.len() > MAX_DATAGRAM {
@@ -253,7 +256,7 @@ impl<H: Handshake, A: Copy + Eq> Endpoint<H, A> {
             return self.reject(DropReason::Truncated);
         };
         if let Some(slot) = self.conns.get_mut(&sid) {
-            return slot.conn.handle_datagram(now, datagram).map(|_| sid);
+            return slot.conn.handle_datagram(now, datagram, trust).map(|_| sid);
         }
         let p = match Packet::new_checked(datagram) {
             Ok(p) => p,
@@ -278,7 +281,7 @@ impl<H: Handshake, A: Copy + Eq> Endpoint<H, A> {
             return self.reject(DropReason::EndpointFull);
         };
         let mut conn = Connection::accept(self.conn_config.clone(), sid, hs, now);
-        match conn.handle_datagram(now, datagram) {
+        match conn.handle_datagram(now, datagram, trust) {
             Ok(()) => {
                 self.stats.accepted += 1;
                 self.conns.insert(

@@ -1,15 +1,18 @@
 //! The handshake seam and its datagram carriage.
 //!
 //! udp-sec runs the same Noise XK + attestation + identity binding as the TCP
-//! path, but does not depend on the Noise crate: it drives any [`Handshake`]
-//! (the lead's adapter wraps `dsb-noise`; tests wrap bare `snow`). XK has
-//! three messages (i→r, r→i, i→r), each carried in one handshake datagram.
+//! path. The core drives any [`Handshake`] and needs nothing of the Noise
+//! crate but its [`TrustStore`] trait (handed to `read_message`, where the
+//! responder checks message 3): [`NoiseHandshake`](super::noise::NoiseHandshake)
+//! wraps `dsb-noise`; tests wrap bare `snow`. XK has three messages
+//! (i→r, r→i, i→r), each carried in one handshake datagram.
 //!
 //! [`HsDriver`] owns the loss handling: the last message written is stored
 //! and re-sent byte for byte on timeout (never a new Noise write), and a
 //! duplicate of the peer's last message triggers a re-send of our answer.
 
 use alloc::vec::Vec;
+use dsb_noise::TrustStore;
 use smoltcp::time::{Duration, Instant};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
@@ -67,14 +70,21 @@ impl core::fmt::Debug for SessionKeys {
 pub trait Handshake {
     /// Write our next message into `out`; returns its length.
     fn write_message(&mut self, out: &mut [u8]) -> Result<usize, HsError>;
-    /// Process the peer's next message (including identity checks).
-    fn read_message(&mut self, msg: &[u8]) -> Result<(), HsError>;
+    /// Process the peer's next message at `now` (including identity checks:
+    /// the responder looks the initiator's claimed id up in `trust`).
+    fn read_message(
+        &mut self,
+        now: Instant,
+        msg: &[u8],
+        trust: &dyn TrustStore,
+    ) -> Result<(), HsError>;
     /// True after the last message was written or read.
     fn is_finished(&self) -> bool;
     /// True when we must write the next message.
     fn is_my_turn(&self) -> bool;
-    /// The split keys of a finished handshake.
-    fn into_keys(self) -> Result<SessionKeys, HsError>;
+    /// The split keys of a finished handshake (called once). The handshake
+    /// stays with its connection afterwards, e.g. to say who the peer is.
+    fn take_keys(&mut self) -> Result<SessionKeys, HsError>;
 }
 
 /// Which side of the handshake we are.
@@ -98,7 +108,10 @@ pub(crate) enum HsOutcome {
 /// Drives a [`Handshake`] over lossy datagrams.
 pub(crate) struct HsDriver<H: Handshake> {
     role: Role,
+    /// The handshake while it runs (`None` once finished).
     hs: Option<H>,
+    /// The handshake after it yielded its keys (kept for inspection).
+    done: Option<H>,
     /// Our last message, re-sent verbatim.
     out: Vec<u8>,
     out_typ: Option<PacketType>,
@@ -121,6 +134,7 @@ impl<H: Handshake> HsDriver<H> {
         HsDriver {
             role,
             hs: Some(hs),
+            done: None,
             out: Vec::new(),
             out_typ: None,
             out_sends: 0,
@@ -159,13 +173,22 @@ impl<H: Handshake> HsDriver<H> {
 
     fn finish(&mut self) -> Result<HsOutcome, HsError> {
         match self.hs.take() {
-            Some(hs) if hs.is_finished() => Ok(HsOutcome::Finished(hs.into_keys()?)),
+            Some(mut hs) if hs.is_finished() => {
+                let keys = hs.take_keys();
+                self.done = Some(hs);
+                Ok(HsOutcome::Finished(keys?))
+            }
             Some(hs) => {
                 self.hs = Some(hs);
                 Ok(HsOutcome::Progress)
             }
             None => Ok(HsOutcome::Progress),
         }
+    }
+
+    /// The handshake, running or finished (after a failure: as it failed).
+    pub(crate) fn handshake(&self) -> Option<&H> {
+        self.hs.as_ref().or(self.done.as_ref())
     }
 
     /// The stored message to send and its packet type.
@@ -219,6 +242,7 @@ impl<H: Handshake> HsDriver<H> {
         now: Instant,
         typ: PacketType,
         msg: &[u8],
+        trust: &dyn TrustStore,
     ) -> Result<HsOutcome, HandshakeReject> {
         let expected = match (self.role, self.out_typ) {
             (Role::Responder, None) => PacketType::HsInit,
@@ -240,7 +264,8 @@ impl<H: Handshake> HsDriver<H> {
         if hs.is_my_turn() {
             return Err(HandshakeReject::Drop(DropReason::UnexpectedHandshake));
         }
-        hs.read_message(msg).map_err(HandshakeReject::Fatal)?;
+        hs.read_message(now, msg, trust)
+            .map_err(HandshakeReject::Fatal)?;
         if self.out_sends == 1 {
             if let Some(t) = self.out_first_sent {
                 self.rtt_sample = Some(super::since(now, t));

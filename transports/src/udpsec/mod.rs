@@ -5,7 +5,9 @@
 //! recovery (RFC 6298 RTO, RFC 9002-style packet/time thresholds) and Reno
 //! congestion control with pacing, datagrams that never exceed
 //! [`MAX_DATAGRAM`] bytes. Sessions are set up by a Noise XK handshake behind
-//! the [`Handshake`] trait; packets are sealed with ChaCha20-Poly1305.
+//! the [`Handshake`] trait ([`NoiseHandshake`]: the attested XK + identity
+//! binding of `dsb-noise`); packets are sealed with ChaCha20-Poly1305.
+//! [`UdpSecTransport`] puts it all behind the node's `Transport` trait.
 //!
 //! Sans-IO in the quinn-proto style: [`Connection`] takes datagrams and time in
 //! and hands datagrams, events and deadlines out; [`Endpoint`] demultiplexes
@@ -20,6 +22,7 @@ pub mod crypto;
 pub mod endpoint;
 pub mod frame;
 pub mod handshake;
+pub mod noise;
 pub mod pacing;
 pub mod packet;
 pub mod range_set;
@@ -27,12 +30,15 @@ pub mod recovery;
 pub mod send_buf;
 pub mod sent;
 pub mod stats;
+pub mod transport;
 
 pub use config::Config;
 pub use connection::{CloseReason, Connection, Event, Role};
 pub use endpoint::{Endpoint, EndpointConfig, EndpointError, EndpointStats};
 pub use handshake::{Handshake, HsError, SessionKeys};
+pub use noise::NoiseHandshake;
 pub use stats::{DropReason, RejectCounters, Stats};
+pub use transport::{UdpSecConfig, UdpSecStats, UdpSecTransport};
 
 /// Largest UDP payload udp-sec ever sends or accepts (a conservative PMTU).
 pub const MAX_DATAGRAM: usize = 1200;
