@@ -1,0 +1,167 @@
+//! What the benchmarks share: the payload pattern, the median, the path, the
+//! mux configuration, a one-peer trust store and the bulk sender / receiver
+//! that run on one mux channel.
+
+use dsb_noise::{Binding, DeviceId, TrustStore};
+use dsb_transports::mux::{ChannelError, ChannelId, Mux, MuxConfig, MuxEvent};
+use smoltcp::time::{Duration, Instant};
+
+/// Bytes moved per run.
+pub const LEN: usize = 8 << 20;
+/// Largest datagram (UDP payload, or IP packet for TCP) any transport may put on the link.
+pub const MAX_DATAGRAM: usize = 1200;
+/// Service the bulk channel is opened for.
+pub const SERVICE: &str = "bulk";
+/// Simulated-time limit of one run (smoltcp TCP at 10 % loss needs ~25 min).
+pub const DEADLINE: Instant = Instant::from_micros_const(4 * 3600 * 1_000_000);
+
+/// The benchmark path; `BENCH_OVERHEAD` sets bytes counted per datagram (default 0).
+pub fn path(loss: f64) -> crate::link::PathConfig {
+    crate::link::PathConfig {
+        overhead_bytes: std::env::var("BENCH_OVERHEAD")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0),
+        ..crate::link::PathConfig::benchmark(loss)
+    }
+}
+
+/// Byte `i` of the payload.
+pub fn pattern_byte(i: u64) -> u8 {
+    (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as u8
+}
+
+/// The first `len` bytes of the payload.
+pub fn pattern(len: usize) -> Vec<u8> {
+    (0..len as u64).map(pattern_byte).collect()
+}
+
+/// Median (upper median for an even count).
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+/// Goodput of `bytes` delivered in `elapsed`, Mbit/s.
+pub fn mbit_per_s(bytes: usize, elapsed: Duration) -> f64 {
+    bytes as f64 * 8.0 / elapsed.total_micros().max(1) as f64
+}
+
+/// The mux configuration of the benchmarks: defaults, except windows and
+/// send buffers large enough (1 MiB per channel, 2 MiB per session) that the
+/// mux never limits a single channel on this path (BDP 125 kB, up to ~200 kB
+/// with a full 64-datagram queue). With the 64 KiB default channel window the
+/// mux alone would cap goodput near 64 KiB / RTT.
+pub fn mux_config() -> MuxConfig {
+    MuxConfig {
+        recv_window: 1 << 20,
+        session_window: 2 << 20,
+        send_buffer: 1 << 20,
+        max_pending_send: 2 << 20,
+        idle_timeout: Duration::from_secs(600),
+        keepalive_interval: Duration::from_secs(10),
+        ..MuxConfig::default()
+    }
+}
+
+/// A trust store that knows at most one peer (the responder's view of the initiator).
+pub struct Trust(pub Option<(DeviceId, Binding)>);
+
+impl TrustStore for Trust {
+    fn binding(&self, device_id: &str) -> Option<Binding> {
+        self.0
+            .filter(|(d, _)| d.as_str() == device_id)
+            .map(|(_, b)| b)
+    }
+}
+
+/// Writes the payload into one channel it opens once the mux is authenticated.
+pub struct BulkSender {
+    data: Vec<u8>,
+    id: Option<ChannelId>,
+    written: usize,
+}
+
+impl BulkSender {
+    /// Sends `data`.
+    pub fn new(data: Vec<u8>) -> Self {
+        BulkSender {
+            data,
+            id: None,
+            written: 0,
+        }
+    }
+
+    /// Opens the channel (once) and writes what the mux accepts.
+    pub fn poll(&mut self, mux: &mut Mux) {
+        while mux.poll_event().is_some() {}
+        if !mux.is_authenticated() {
+            return;
+        }
+        let id = match self.id {
+            Some(id) => id,
+            None => {
+                let id = mux.open(SERVICE).expect("open bulk channel");
+                self.id = Some(id);
+                id
+            }
+        };
+        while self.written < self.data.len() {
+            match mux.write(id, &self.data[self.written..]) {
+                Ok(n) => self.written += n,
+                Err(ChannelError::WouldBlock) => break,
+                Err(e) => panic!("mux write: {e:?}"),
+            }
+        }
+        if self.written == self.data.len() {
+            let _ = mux.finish(id);
+        }
+    }
+}
+
+/// Reads the channel the peer opens and checks every byte.
+pub struct BulkReceiver {
+    id: Option<ChannelId>,
+    /// Bytes read so far.
+    pub read: usize,
+    buf: Vec<u8>,
+}
+
+impl Default for BulkReceiver {
+    fn default() -> Self {
+        BulkReceiver {
+            id: None,
+            read: 0,
+            buf: vec![0; 64 * 1024],
+        }
+    }
+}
+
+impl BulkReceiver {
+    /// Accepts the channel and reads everything available.
+    pub fn poll(&mut self, mux: &mut Mux) {
+        while let Some(ev) = mux.poll_event() {
+            if let MuxEvent::ChannelOpened { id, .. } = ev {
+                self.id = Some(id);
+            }
+        }
+        let Some(id) = self.id else { return };
+        loop {
+            match mux.read(id, &mut self.buf) {
+                Ok(0) | Err(ChannelError::WouldBlock) | Err(ChannelError::Closed) => break,
+                Ok(n) => {
+                    for (k, &b) in self.buf[..n].iter().enumerate() {
+                        assert_eq!(
+                            b,
+                            pattern_byte((self.read + k) as u64),
+                            "stream corrupted at offset {}",
+                            self.read + k
+                        );
+                    }
+                    self.read += n;
+                }
+                Err(e) => panic!("mux read: {e:?}"),
+            }
+        }
+    }
+}
