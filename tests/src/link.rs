@@ -137,27 +137,76 @@ struct PathState {
     stats: PathStats,
 }
 
-struct InFlight {
-    at: Instant,
+/// Items ordered by the time they are due, first-in first-out among equal
+/// times (a sequence number breaks ties), so a seeded run replays exactly.
+/// Shared by this link model and the simulated Ethernet segment.
+pub struct TimedQueue<T> {
+    heap: BinaryHeap<Reverse<Timed<T>>>,
     seq: u64,
-    dir: Dir,
-    bytes: Vec<u8>,
 }
 
-impl PartialEq for InFlight {
+struct Timed<T> {
+    at: Instant,
+    seq: u64,
+    item: T,
+}
+
+impl<T> PartialEq for Timed<T> {
     fn eq(&self, o: &Self) -> bool {
         (self.at, self.seq) == (o.at, o.seq)
     }
 }
-impl Eq for InFlight {}
-impl PartialOrd for InFlight {
+impl<T> Eq for Timed<T> {}
+impl<T> PartialOrd for Timed<T> {
     fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(o))
     }
 }
-impl Ord for InFlight {
+impl<T> Ord for Timed<T> {
     fn cmp(&self, o: &Self) -> std::cmp::Ordering {
         (self.at, self.seq).cmp(&(o.at, o.seq))
+    }
+}
+
+impl<T> Default for TimedQueue<T> {
+    fn default() -> Self {
+        TimedQueue {
+            heap: BinaryHeap::new(),
+            seq: 0,
+        }
+    }
+}
+
+impl<T> TimedQueue<T> {
+    /// Queues `item`, due at `at`.
+    pub fn push(&mut self, at: Instant, item: T) {
+        self.seq += 1;
+        self.heap.push(Reverse(Timed {
+            at,
+            seq: self.seq,
+            item,
+        }));
+    }
+
+    /// When the earliest item is due.
+    pub fn next_time(&self) -> Option<Instant> {
+        self.heap.peek().map(|r| r.0.at)
+    }
+
+    /// The earliest item if it is due at or before `now`.
+    pub fn pop_due(&mut self, now: Instant) -> Option<T> {
+        if self.next_time()? > now {
+            return None;
+        }
+        self.heap.pop().map(|r| r.0.item)
+    }
+
+    pub fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.heap.is_empty()
     }
 }
 
@@ -166,8 +215,7 @@ pub struct Link {
     cfg: [PathConfig; 2],
     paths: [PathState; 2],
     rng: ChaCha8Rng,
-    heap: BinaryHeap<Reverse<InFlight>>,
-    seq: u64,
+    in_flight: TimedQueue<(Dir, Vec<u8>)>,
 }
 
 impl Link {
@@ -177,8 +225,7 @@ impl Link {
             cfg: [cfg.a_to_b, cfg.b_to_a],
             paths: [PathState::default(), PathState::default()],
             rng: ChaCha8Rng::seed_from_u64(seed),
-            heap: BinaryHeap::new(),
-            seq: 0,
+            in_flight: TimedQueue::default(),
         }
     }
 
@@ -207,16 +254,6 @@ impl Link {
             return Duration::ZERO;
         }
         Duration::from_micros(self.rng.next_u64() % (m + 1))
-    }
-
-    fn push(&mut self, at: Instant, dir: Dir, bytes: Vec<u8>) {
-        self.seq += 1;
-        self.heap.push(Reverse(InFlight {
-            at,
-            seq: self.seq,
-            dir,
-            bytes,
-        }));
     }
 
     /// Offer a datagram at `now`.
@@ -257,29 +294,26 @@ impl Link {
         if self.chance(cfg.duplicate) {
             self.paths[i].stats.duplicated += 1;
             let extra = self.jitter(cfg.reorder_delay);
-            self.push(at + extra, dir, bytes.to_vec());
+            self.in_flight.push(at + extra, (dir, bytes.to_vec()));
         }
-        self.push(at, dir, bytes.to_vec());
+        self.in_flight.push(at, (dir, bytes.to_vec()));
     }
 
     /// When the next datagram arrives.
     pub fn next_delivery_time(&self) -> Option<Instant> {
-        self.heap.peek().map(|r| r.0.at)
+        self.in_flight.next_time()
     }
 
     /// The next datagram due at or before `now`.
     pub fn deliver(&mut self, now: Instant) -> Option<(Dir, Vec<u8>)> {
-        if self.heap.peek()?.0.at > now {
-            return None;
-        }
-        let f = self.heap.pop()?.0;
-        self.paths[f.dir.index()].stats.delivered += 1;
-        Some((f.dir, f.bytes))
+        let (dir, bytes) = self.in_flight.pop_due(now)?;
+        self.paths[dir.index()].stats.delivered += 1;
+        Some((dir, bytes))
     }
 
     /// Datagrams in flight (both directions).
     pub fn in_flight(&self) -> usize {
-        self.heap.len()
+        self.in_flight.len()
     }
 }
 

@@ -33,15 +33,24 @@ fn platform(node: Option<&str>) -> Vec<Marker> {
     ]
 }
 
-/// The session markers of `node` with `peer` over TCP, in order (issue
-/// contract); `connects` = this node is the one that connects (lower device id).
-fn session(node: &str, peer: &str, connects: bool) -> Vec<Marker> {
+/// The session markers of `node` with `peer`, in order (issue contract);
+/// `connects` = this node is the one that connects (lower device id).
+/// With `udpsec = Some(port)` the session runs over udp-sec, which adds its
+/// listener, session and self-test markers; otherwise over TCP.
+fn session_over(node: &str, peer: &str, connects: bool, udpsec: Option<u16>) -> Vec<Marker> {
     let n = Some(node);
-    let mut v = vec![
-        Marker::prefix(n, "dsoftbusd: discovery up (udp "),
+    let kind = if udpsec.is_some() { "udp-sec" } else { "tcp" };
+    let mut v = vec![Marker::prefix(n, "dsoftbusd: discovery up (udp ")];
+    if let Some(port) = udpsec {
+        v.push(Marker::exact(
+            n,
+            &format!("dsoftbus: udp-sec os listener up {port}"),
+        ));
+    }
+    v.extend([
         Marker::exact(n, &format!("dsoftbusd: discovery peer found device={peer}")),
-        Marker::exact(n, "dsoftbusd: transport selected tcp"),
-    ];
+        Marker::exact(n, &format!("dsoftbusd: transport selected {kind}")),
+    ]);
     if connects {
         v.push(Marker::exact(
             n,
@@ -51,41 +60,33 @@ fn session(node: &str, peer: &str, connects: bool) -> Vec<Marker> {
     v.extend([
         Marker::exact(n, &format!("dsoftbusd: identity bound peer={peer}")),
         Marker::exact(n, "dsoftbusd: auth ok"),
-        Marker::exact(n, "SELFTEST: dsoftbus ping ok"),
-        Marker::exact(n, "dsoftbus:mux data ok (tcp)"),
-        Marker::exact(n, "dsoftbusd: dual-node session ok"),
     ]);
+    if udpsec.is_some() {
+        v.push(Marker::exact(n, "dsoftbus: udp-sec os session ok"));
+    }
+    v.push(Marker::exact(n, "SELFTEST: dsoftbus ping ok"));
+    if udpsec.is_some() {
+        v.push(Marker::exact(n, "SELFTEST: udp-sec control ok"));
+    }
+    v.push(Marker::exact(n, &format!("dsoftbus:mux data ok ({kind})")));
+    if udpsec.is_some() {
+        v.extend([
+            Marker::exact(n, "SELFTEST: udp-sec bulk ok"),
+            Marker::exact(n, "SELFTEST: udp-sec backpressure ok"),
+        ]);
+    }
+    v.push(Marker::exact(n, "dsoftbusd: dual-node session ok"));
     v
 }
 
-/// The session markers of `node` with `peer` over udp-sec, in order; the
-/// node binds udp-sec port `port`.
+/// The session markers over TCP.
+fn session(node: &str, peer: &str, connects: bool) -> Vec<Marker> {
+    session_over(node, peer, connects, None)
+}
+
+/// The session markers over udp-sec; the node binds udp-sec port `port`.
 fn udpsec_session(node: &str, peer: &str, connects: bool, port: u16) -> Vec<Marker> {
-    let n = Some(node);
-    let mut v = vec![
-        Marker::prefix(n, "dsoftbusd: discovery up (udp "),
-        Marker::exact(n, &format!("dsoftbus: udp-sec os listener up {port}")),
-        Marker::exact(n, &format!("dsoftbusd: discovery peer found device={peer}")),
-        Marker::exact(n, "dsoftbusd: transport selected udp-sec"),
-    ];
-    if connects {
-        v.push(Marker::exact(
-            n,
-            &format!("dsoftbusd: session connect peer={peer}"),
-        ));
-    }
-    v.extend([
-        Marker::exact(n, &format!("dsoftbusd: identity bound peer={peer}")),
-        Marker::exact(n, "dsoftbusd: auth ok"),
-        Marker::exact(n, "dsoftbus: udp-sec os session ok"),
-        Marker::exact(n, "SELFTEST: dsoftbus ping ok"),
-        Marker::exact(n, "SELFTEST: udp-sec control ok"),
-        Marker::exact(n, "dsoftbus:mux data ok (udp-sec)"),
-        Marker::exact(n, "SELFTEST: udp-sec bulk ok"),
-        Marker::exact(n, "SELFTEST: udp-sec backpressure ok"),
-        Marker::exact(n, "dsoftbusd: dual-node session ok"),
-    ]);
-    v
+    session_over(node, peer, connects, Some(port))
 }
 
 /// The markers of `node` when udp-sec is off and TCP carries the session.

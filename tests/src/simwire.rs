@@ -13,9 +13,10 @@ use rand_chacha::ChaCha8Rng;
 use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
 use smoltcp::time::{Duration, Instant};
 use std::cell::RefCell;
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
 use std::rc::Rc;
+
+use crate::link::TimedQueue;
 
 /// Largest Ethernet frame (without FCS) a station sends or receives.
 pub const MTU: usize = 1514;
@@ -67,35 +68,11 @@ pub struct WireStats {
 /// Decides whether a frame from `src` station may cross the wire (`false` drops it).
 pub type Filter = Box<dyn FnMut(usize, &[u8]) -> bool>;
 
-struct InFlight {
-    at: Instant,
-    seq: u64,
-    dst: usize,
-    frame: Vec<u8>,
-}
-
-impl PartialEq for InFlight {
-    fn eq(&self, o: &Self) -> bool {
-        (self.at, self.seq) == (o.at, o.seq)
-    }
-}
-impl Eq for InFlight {}
-impl PartialOrd for InFlight {
-    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for InFlight {
-    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-        (self.at, self.seq).cmp(&(o.at, o.seq))
-    }
-}
-
 struct Segment {
     cfg: WireConfig,
     rng: ChaCha8Rng,
-    seq: u64,
-    wire: BinaryHeap<Reverse<InFlight>>,
+    /// Frames on the wire: (destination station, frame), by delivery time.
+    wire: TimedQueue<(usize, Vec<u8>)>,
     inboxes: Vec<VecDeque<Vec<u8>>>,
     /// Stations that are switched off: they neither send nor receive.
     down: Vec<bool>,
@@ -110,21 +87,15 @@ impl Segment {
     }
 
     fn advance(&mut self, now: Instant) {
-        while let Some(Reverse(f)) = self.wire.peek() {
-            if f.at > now {
-                break;
-            }
-            let Some(Reverse(f)) = self.wire.pop() else {
-                break;
-            };
-            if self.down[f.dst] {
+        while let Some((dst, frame)) = self.wire.pop_due(now) {
+            if self.down[dst] {
                 continue;
             }
-            let inbox = &mut self.inboxes[f.dst];
+            let inbox = &mut self.inboxes[dst];
             if inbox.len() >= MAX_INBOX {
                 self.stats.dropped_full += 1;
             } else {
-                inbox.push_back(f.frame);
+                inbox.push_back(frame);
                 self.stats.delivered += 1;
             }
         }
@@ -169,13 +140,7 @@ impl Segment {
                     self.stats.dropped_full += 1;
                     continue;
                 }
-                self.seq += 1;
-                self.wire.push(Reverse(InFlight {
-                    at,
-                    seq: self.seq,
-                    dst,
-                    frame: frame.clone(),
-                }));
+                self.wire.push(at, (dst, frame.clone()));
             }
         }
     }
@@ -191,8 +156,7 @@ impl Wire {
         Wire(Rc::new(RefCell::new(Segment {
             cfg,
             rng: ChaCha8Rng::seed_from_u64(seed),
-            seq: 0,
-            wire: BinaryHeap::new(),
+            wire: TimedQueue::default(),
             inboxes: (0..stations).map(|_| VecDeque::new()).collect(),
             down: vec![false; stations],
             filter: None,
@@ -243,7 +207,7 @@ impl Wire {
 
     /// When the next frame in flight becomes deliverable.
     pub fn next_delivery(&self) -> Option<Instant> {
-        self.0.borrow().wire.peek().map(|Reverse(f)| f.at)
+        self.0.borrow().wire.next_time()
     }
 
     /// Whether any station has a delivered frame it has not read yet.
