@@ -26,6 +26,38 @@ pub fn path(loss: f64) -> crate::link::PathConfig {
     }
 }
 
+/// `BENCH_VERBOSE=1`: print each run's recovery counters to stderr.
+pub fn verbose() -> bool {
+    std::env::var_os("BENCH_VERBOSE").is_some()
+}
+
+/// Time-weighted averages of sampled values (diagnostics only).
+#[derive(Default)]
+pub struct TimeAvg {
+    last: Option<(Instant, [f64; 3])>,
+    sums: [f64; 3],
+    total: f64,
+}
+
+impl TimeAvg {
+    /// Record `v` as the value from `now` on.
+    pub fn sample(&mut self, now: Instant, v: [f64; 3]) {
+        if let Some((t, prev)) = self.last {
+            let dt = (now - t).total_micros() as f64;
+            for (s, p) in self.sums.iter_mut().zip(prev) {
+                *s += p * dt;
+            }
+            self.total += dt;
+        }
+        self.last = Some((now, v));
+    }
+
+    /// The averages.
+    pub fn avg(&self) -> [f64; 3] {
+        self.sums.map(|s| s / self.total.max(1.0))
+    }
+}
+
 /// Byte `i` of the payload.
 pub fn pattern_byte(i: u64) -> u8 {
     (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as u8

@@ -10,7 +10,9 @@
 //! `cargo run --release --manifest-path tests/transport-bench/Cargo.toml`
 //! Knobs: `BENCH_SEEDS=n` (default 5), `BENCH_ONLY=substr[,substr]` (run only
 //! matching benchmark names), `BENCH_OVERHEAD=28` (count IPv4 + UDP headers
-//! per datagram on the link; default 0 as in `PathConfig::benchmark`).
+//! per datagram on the link; default 0 as in `PathConfig::benchmark`),
+//! `BENCH_VERBOSE=1` (each run's recovery counters and time-averaged window,
+//! for udp-sec and quinn, to stderr).
 
 mod common;
 /// The link model of `dsb-tests` (`tests/src/link.rs`), compiled in from

@@ -315,8 +315,13 @@ pub fn goodput(cc: Cc, loss: f64, seed: u64) -> f64 {
         written: 0,
     };
     let mut rx = Receiver::default();
+    let verbose = common::verbose();
+    let mut avg = common::TimeAvg::default();
     let done = sim.run_until(DEADLINE, |sim| {
         if let Some((_, c)) = sim.a.conn.as_mut() {
+            if verbose {
+                avg.sample(sim.now, [c.stats().path.cwnd as f64, 0.0, 0.0]);
+            }
             tx.poll(c);
         }
         if let Some((_, c)) = sim.b.conn.as_mut() {
@@ -329,5 +334,21 @@ pub fn goodput(cc: Cc, loss: f64, seed: u64) -> f64 {
         "quic {cc:?} loss {loss} seed {seed}: incomplete ({} bytes)",
         rx.read
     );
+    if verbose {
+        if let Some((_, c)) = sim.a.conn.as_ref() {
+            let s = c.stats();
+            eprintln!(
+                "    quic: sent {} lost {} congestion {} cwnd {} rtt {:?} datagrams a->b {} b->a {} avg cwnd {:.0}",
+                s.path.sent_packets,
+                s.path.lost_packets,
+                s.path.congestion_events,
+                s.path.cwnd,
+                s.path.rtt,
+                sim.emitted[0],
+                sim.emitted[1],
+                avg.avg()[0],
+            );
+        }
+    }
     common::mbit_per_s(rx.read, sim.now - now)
 }

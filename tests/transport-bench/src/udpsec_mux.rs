@@ -129,7 +129,20 @@ pub fn goodput(loss: f64, seed: u64) -> f64 {
     let mut sim = Sim::new(now, a, b, link, MAX_DATAGRAM);
     let mut tx = BulkSender::new(common::pattern(LEN));
     let mut rx = BulkReceiver::default();
+    let verbose = common::verbose();
+    let mut avg = common::TimeAvg::default();
     let done = sim.run_until(DEADLINE, |sim| {
+        if verbose {
+            let st = sim.a.conn.stats();
+            avg.sample(
+                sim.now,
+                [
+                    st.cwnd as f64,
+                    st.bytes_in_flight as f64,
+                    f64::from(u8::from(st.app_limited)),
+                ],
+            );
+        }
         tx.poll(&mut sim.a.mux);
         rx.poll(&mut sim.b.mux);
         rx.read == LEN
@@ -139,5 +152,24 @@ pub fn goodput(loss: f64, seed: u64) -> f64 {
         "udp-sec+mux loss {loss} seed {seed}: incomplete ({} bytes)",
         rx.read
     );
+    if verbose {
+        let s = sim.a.conn.stats();
+        eprintln!(
+            "    udp-sec: sent {} lost {} congestion {} tlp {} rto {} retx bytes {} cwnd {} srtt {} datagrams a->b {} b->a {} avg cwnd {:.0} inflight {:.0} app-limited {:.3}",
+            s.packets_sent,
+            s.packets_lost,
+            s.congestion_events,
+            s.tlp_count,
+            s.rto_count,
+            s.stream_bytes_retransmitted,
+            s.cwnd,
+            s.srtt,
+            sim.emitted[0],
+            sim.emitted[1],
+            avg.avg()[0],
+            avg.avg()[1],
+            avg.avg()[2],
+        );
+    }
     common::mbit_per_s(rx.read, sim.now - now)
 }
