@@ -125,8 +125,51 @@ fn rto_backs_off_exponentially_on_a_black_hole() {
         );
     }
     assert!(gaps[0] as u64 >= 2 * rto.total_micros() * 9 / 10);
-    // Only the minimum window is retransmitted per timeout.
-    assert_eq!(sim.a.stats().cwnd, 2 * MAX_DATAGRAM as u64);
+    // One tail-loss probe went out before the first timeout, none after.
+    assert_eq!(sim.a.stats().tlp_count, 1);
+    // Back to one datagram per timeout (RFC 5681's loss window).
+    assert_eq!(sim.a.stats().cwnd, MAX_DATAGRAM as u64);
+}
+
+#[test]
+fn a_lost_tail_is_repaired_by_a_probe_not_by_the_rto() {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    let mut sim = pair(&Config::default(), clean(), 11);
+    connect(&mut sim);
+    // Let the handshake's confirmation traffic settle.
+    let settle = sim.now + Duration::from_millis(100);
+    sim.run_until(settle, |_| false);
+    // Ten full packets and a short tail; drop the tail (the only short
+    // datagram A sends: B sends nothing that A must acknowledge).
+    let len = 10 * 1147 + 200;
+    let armed = Rc::new(Cell::new(true));
+    let arm = armed.clone();
+    sim.tap = Some(Box::new(move |_, dir, b| {
+        if dir == Dir::AtoB && arm.get() && b.len() < 400 {
+            arm.set(false);
+            return false;
+        }
+        true
+    }));
+    let start = sim.now;
+    let r = transfer(&mut sim, len, start + Duration::from_secs(5));
+    assert!(r.completed);
+    assert!(!armed.get(), "the tail was never dropped");
+    // Repaired in about 2·srtt + one round trip, well before the RTO.
+    let took = sim.now - start;
+    let s = sim.a.stats();
+    assert!(took < s.rto + s.srtt * 2, "took {took} (rto {})", s.rto);
+    // Let the acknowledgement of the probe reach A.
+    let later = sim.now + Duration::from_millis(50);
+    sim.run_until(later, |_| false);
+    let s = sim.a.stats();
+    assert_eq!(s.bytes_in_flight, 0);
+    assert_eq!(s.rto_count, 0, "the RTO fired: {s:?}");
+    assert_eq!(s.tlp_count, 1);
+    // The probe re-sent the tail; its ack exposed the original as lost.
+    assert_eq!(s.packets_lost, 1);
+    assert_eq!(s.congestion_events, 1);
 }
 
 #[test]

@@ -140,6 +140,10 @@ pub struct Connection<H: Handshake> {
     pacing_at: Option<Instant>,
     loss_time: Option<Instant>,
     rto_backoff: u32,
+    /// A tail-loss probe went out and nothing new was acknowledged since.
+    tlp_sent: bool,
+    /// The next ack-eliciting packet is a probe (may exceed the window).
+    probe_pending: bool,
     last_eliciting_sent: Option<Instant>,
     app_limited: bool,
     scratch_pns: Vec<u32>,
@@ -232,6 +236,8 @@ impl<H: Handshake> Connection<H> {
             pacing_at: None,
             loss_time: None,
             rto_backoff: 0,
+            tlp_sent: false,
+            probe_pending: false,
             last_eliciting_sent: None,
             app_limited: true,
             scratch_pns: Vec::new(),
@@ -340,6 +346,7 @@ impl<H: Handshake> Connection<H> {
         s.min_rtt = self.rtt.min_rtt();
         s.rto = self.rto();
         s.bytes_in_flight = self.sent.bytes_in_flight();
+        s.app_limited = self.app_limited;
         s
     }
 
@@ -463,6 +470,23 @@ impl<H: Handshake> Connection<H> {
         Some(last + backoff(self.rto(), self.rto_backoff, self.config.max_rto))
     }
 
+    /// When to send a tail-loss probe (RFC 8985 §7): `2·srtt + max_ack_delay`
+    /// after the last ack-eliciting packet, once per flight, and only while
+    /// that comes before the RTO (which then runs from the probe).
+    fn probe_deadline(&self) -> Option<Instant> {
+        if self.tlp_sent
+            || self.rto_backoff > 0
+            || self.sent.is_empty()
+            || !self.rtt.has_sample()
+            || !matches!(self.state, State::Established)
+        {
+            return None;
+        }
+        let last = self.last_eliciting_sent?;
+        let pto = self.rtt.srtt() * 2 + self.config.max_ack_delay;
+        (pto < self.rto()).then(|| last + pto)
+    }
+
     fn keepalive_deadline(&self) -> Option<Instant> {
         let interval = self.config.keepalive_interval?;
         if !self.is_established() || self.ping_pending {
@@ -496,6 +520,7 @@ impl<H: Handshake> Connection<H> {
         }
         if matches!(self.state, State::Established) {
             add(self.loss_time);
+            add(self.probe_deadline());
             add(self.rto_deadline());
             if self.ack_new && !self.ack_immediate {
                 add(self.ack_deadline);
@@ -545,6 +570,8 @@ impl<H: Handshake> Connection<H> {
         }
         if self.loss_time.is_some_and(|t| t <= now) {
             self.detect_lost(now);
+        } else if self.probe_deadline().is_some_and(|t| t <= now) {
+            self.on_probe_timeout();
         } else if self.rto_deadline().is_some_and(|t| t <= now) {
             self.on_rto(now);
         }
@@ -559,6 +586,28 @@ impl<H: Handshake> Connection<H> {
             self.ping_pending = true;
         }
         self.maybe_start_close(now);
+    }
+
+    /// The tail of the flight went unacknowledged for `2·srtt`: send one
+    /// packet beyond the window — new data if there is any, else the newest
+    /// packet's stream data again, else a PING — so that its acknowledgement
+    /// lets packet- or time-threshold detection find the loss instead of the
+    /// RTO. Nothing is declared lost and the window is unchanged here; a loss
+    /// the probe reveals is a normal congestion event.
+    fn on_probe_timeout(&mut self) {
+        self.tlp_sent = true;
+        self.probe_pending = true;
+        self.stats.tlp_count += 1;
+        if self.send_buf.has_sendable(self.peer_max_data) {
+            return;
+        }
+        match self.sent.newest().and_then(|(_, p)| p.stream) {
+            Some((off, len)) => self.send_buf.lost(off, u64::from(len)),
+            None => self.ping_pending = true,
+        }
+        if !self.send_buf.has_sendable(self.peer_max_data) {
+            self.ping_pending = true;
+        }
     }
 
     fn on_rto(&mut self, now: Instant) {
@@ -893,6 +942,7 @@ impl<H: Handshake> Connection<H> {
         };
         if acc.any {
             self.rto_backoff = 0;
+            self.tlp_sent = false;
             if let (Some((pn, sent)), Some((delay, _))) = (acc.newly_largest, frame) {
                 if pn == largest {
                     let delay = Duration::from_micros(u64::from(delay) * ACK_DELAY_UNIT_US)
@@ -1030,7 +1080,9 @@ impl<H: Handshake> Connection<H> {
         let window = self.cc.window();
         let in_flight = self.sent.bytes_in_flight();
         let cwnd_room = in_flight + MAX_DATAGRAM as u64 <= window;
-        let mut may_elicit = eliciting_wanted && cwnd_room && self.sent.len() < MAX_SENT_PACKETS;
+        let probe = self.probe_pending && eliciting_wanted;
+        let mut may_elicit =
+            eliciting_wanted && (cwnd_room || probe) && self.sent.len() < MAX_SENT_PACKETS;
         if eliciting_wanted && !cwnd_room {
             self.app_limited = false;
         }
@@ -1172,6 +1224,7 @@ impl<H: Handshake> Connection<H> {
             self.sent.insert(pn, sp);
             self.last_eliciting_sent = Some(now);
             self.last_activity_sent = now;
+            self.probe_pending = false;
             self.pacer.on_transmit(total as u64);
             if retransmit {
                 self.stats.packets_retransmitted += 1;

@@ -60,6 +60,11 @@ impl SentPackets {
         self.map.range(lo..=hi).next().map(|(pn, _)| *pn)
     }
 
+    /// The highest tracked packet number and its packet.
+    pub fn newest(&self) -> Option<(u32, &SentPacket)> {
+        self.map.iter().next_back().map(|(pn, p)| (*pn, p))
+    }
+
     /// The lowest tracked packet number and its packet.
     pub fn oldest(&self) -> Option<(u32, &SentPacket)> {
         self.map.iter().next().map(|(pn, p)| (*pn, p))

@@ -180,6 +180,8 @@ pub struct Stats {
     pub acks_sent: u64,
     /// Handshake messages re-sent.
     pub handshake_retransmits: u64,
+    /// Tail-loss probes sent (probe timer fired before the RTO).
+    pub tlp_count: u64,
     /// Retransmission timeouts fired.
     pub rto_count: u64,
     /// Congestion events (window reductions on loss).
@@ -192,6 +194,9 @@ pub struct Stats {
     pub stream_bytes_read: u64,
     /// Datagram bytes sent.
     pub bytes_sent: u64,
+    /// The sender had nothing to send while the window had room (acks then
+    /// do not grow the window).
+    pub app_limited: bool,
     /// Rejected datagrams by reason.
     pub rejected: RejectCounters,
 }

@@ -1,7 +1,14 @@
 //! Reno (RFC 5681 with appropriate byte counting, RFC 3465): slow start,
 //! congestion avoidance (+1 MSS per window acknowledged), halve on loss at
-//! most once per recovery period (quinn-proto's NewReno), minimum window on
-//! a retransmission timeout.
+//! most once per recovery period (quinn-proto's NewReno), and back to one
+//! MSS (RFC 5681's loss window) on a retransmission timeout.
+//!
+//! The congestion-avoidance byte count survives a loss event: the bytes
+//! already acknowledged towards the next +1 MSS still count after the window
+//! is halved, as in RFC 9002's `cwnd += mss · acked / cwnd` (which has
+//! nothing to reset) and in quinn-proto. Resetting it delays the first
+//! increase after every loss by up to one round trip; at 1 % loss that cost
+//! about 7 % of goodput on the benchmark link. A timeout does reset it.
 
 use smoltcp::time::Instant;
 
@@ -67,16 +74,15 @@ impl Controller for Reno {
         self.recovery_start = Some(now);
         self.window = (self.window / 2).max(self.min_window);
         self.ssthresh = self.window;
-        self.bytes_acked = 0;
     }
 
     fn on_rto(&mut self, now: Instant) {
-        // A repeated timeout (window already minimal) keeps the threshold.
-        if self.window > self.min_window {
+        // A repeated timeout (window already at one MSS) keeps the threshold.
+        if self.window > self.mss {
             self.ssthresh = (self.window / 2).max(self.min_window);
         }
         self.recovery_start = Some(now);
-        self.window = self.min_window;
+        self.window = self.mss;
         self.bytes_acked = 0;
     }
 
@@ -121,14 +127,37 @@ mod tests {
     }
 
     #[test]
-    fn rto_collapses_to_min_window_and_app_limited_acks_do_not_grow() {
+    fn rto_collapses_to_one_mss_and_app_limited_acks_do_not_grow() {
         let mut r = Reno::new(MSS, 10 * MSS, 2 * MSS, 1 << 20);
         r.on_ack(t(10), t(1), 5 * MSS, true);
         assert_eq!(r.window(), 10 * MSS);
         r.on_rto(t(20));
-        assert_eq!(r.window(), 2 * MSS);
+        assert_eq!(r.window(), MSS);
         assert_eq!(r.ssthresh(), 5 * MSS);
-        r.on_ack(t(30), t(25), 2 * MSS, false);
-        assert_eq!(r.window(), 4 * MSS);
+        // a second timeout keeps the threshold
+        r.on_rto(t(40));
+        assert_eq!(r.window(), MSS);
+        assert_eq!(r.ssthresh(), 5 * MSS);
+        r.on_ack(t(50), t(45), MSS, false);
+        assert_eq!(r.window(), 2 * MSS);
+        // halving never goes below the two-datagram floor
+        r.on_congestion_event(t(60), t(55), MSS);
+        assert_eq!(r.window(), 2 * MSS);
+    }
+
+    #[test]
+    fn avoidance_byte_count_survives_a_loss_event() {
+        let mut r = Reno::new(MSS, 10 * MSS, 2 * MSS, 1 << 20);
+        r.on_congestion_event(t(1), t(0), MSS);
+        assert_eq!(r.window(), 5 * MSS);
+        // 4 of the 5 datagrams needed for +1 MSS
+        r.on_ack(t(20), t(10), 4 * MSS, false);
+        assert_eq!(r.window(), 5 * MSS);
+        r.on_congestion_event(t(30), t(25), MSS);
+        assert_eq!(r.window(), 2 * MSS + MSS / 2);
+        // the 4 datagrams already counted exceed the new window: +1 MSS on
+        // the first ack after recovery
+        r.on_ack(t(50), t(40), MSS, false);
+        assert_eq!(r.window(), 3 * MSS + MSS / 2);
     }
 }
