@@ -73,15 +73,16 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
 
-    let (single, dual) = match (
-        boots(&boot, 1, "nodes=1", runs),
-        boots(&boot, 2, "nodes=2 transport=tcp", runs),
-    ) {
-        (Ok(s), Ok(d)) => (s, d),
-        (Err(e), _) | (_, Err(e)) => {
-            eprintln!("boot-bench: {e}");
-            return ExitCode::FAILURE;
-        }
+    let runs_of =
+        |nodes, append| boots(&boot, nodes, append, runs).map_err(|e| eprintln!("boot-bench: {e}"));
+    let Ok(single) = runs_of(1, "nodes=1") else {
+        return ExitCode::FAILURE;
+    };
+    let Ok(dual) = runs_of(2, "nodes=2 transport=tcp") else {
+        return ExitCode::FAILURE;
+    };
+    let Ok(dual_udpsec) = runs_of(2, "nodes=2 transport=udp-sec") else {
+        return ExitCode::FAILURE;
     };
     let first = single
         .iter()
@@ -92,15 +93,18 @@ fn main() -> ExitCode {
         .filter_map(|r| r.time_of(|l| l.starts_with("net: dhcp bound ")))
         .collect();
     let exit = single.iter().map(|r| r.elapsed).collect();
-    // QEMU spawn -> both nodes printed `dual-node session ok`.
-    let dual = dual
-        .iter()
-        .filter_map(|r| {
-            let a = r.time_of(|l| l == "[node-a] dsoftbusd: dual-node session ok")?;
-            let b = r.time_of(|l| l == "[node-b] dsoftbusd: dual-node session ok")?;
-            Some(a.max(b))
-        })
-        .collect();
+    // QEMU spawn -> both nodes printed `marker`.
+    let both = |runs: &[qemu::Run], marker: &str| -> Vec<Duration> {
+        let (a, b) = (format!("[node-a] {marker}"), format!("[node-b] {marker}"));
+        runs.iter()
+            .filter_map(|r| Some(r.time_of(|l| l == a)?.max(r.time_of(|l| l == b)?)))
+            .collect()
+    };
+    // Over TCP the session marker is `dual-node session ok`; over udp-sec
+    // that one waits for the bulk and backpressure self-tests, so the
+    // authenticated-session marker is used instead.
+    let dual = both(&dual, "dsoftbusd: dual-node session ok");
+    let dual_udpsec = both(&dual_udpsec, "dsoftbus: udp-sec os session ok");
 
     let mut ok = true;
     for (name, v) in [
@@ -108,6 +112,7 @@ fn main() -> ExitCode {
         ("boot_to_dhcp_ms", dhcp),
         ("boot_to_exit_ms", exit),
         ("boot_to_dual_session_ms", dual),
+        ("boot_to_udpsec_session_ms", dual_udpsec),
     ] {
         match median(v) {
             Some(d) => println!("BENCH {name}{suffix} {:.1} ms", d.as_secs_f64() * 1e3),
