@@ -42,17 +42,13 @@ impl RawHandshake {
         resolver: SeededResolver,
         fixed_ephemeral: Option<&[u8; 32]>,
     ) -> Result<Self, NoiseError> {
-        let params = PROTOCOL_NAME.parse().map_err(|_| NoiseError::Crypto)?;
-        let mut b = snow::Builder::with_resolver(params, alloc::boxed::Box::new(resolver))
-            .local_private_key(local_static)
-            .and_then(|b| b.remote_public_key(remote_static))
-            .and_then(|b| b.prologue(prologue))
-            .map_err(|_| NoiseError::Crypto)?;
-        if let Some(e) = fixed_ephemeral {
-            b = b.fixed_ephemeral_key_for_testing_only(e);
-        }
-        let hs = b.build_initiator().map_err(|_| NoiseError::Crypto)?;
-        Ok(RawHandshake { hs })
+        Self::build(
+            local_static,
+            Some(remote_static),
+            prologue,
+            resolver,
+            fixed_ephemeral,
+        )
     }
 
     /// Responder with its own static key.
@@ -62,15 +58,33 @@ impl RawHandshake {
         resolver: SeededResolver,
         fixed_ephemeral: Option<&[u8; 32]>,
     ) -> Result<Self, NoiseError> {
+        Self::build(local_static, None, prologue, resolver, fixed_ephemeral)
+    }
+
+    /// The initiator is the side that knows the remote static key in advance.
+    fn build(
+        local_static: &[u8; 32],
+        remote_static: Option<&[u8; 32]>,
+        prologue: &[u8],
+        resolver: SeededResolver,
+        fixed_ephemeral: Option<&[u8; 32]>,
+    ) -> Result<Self, NoiseError> {
         let params = PROTOCOL_NAME.parse().map_err(|_| NoiseError::Crypto)?;
         let mut b = snow::Builder::with_resolver(params, alloc::boxed::Box::new(resolver))
             .local_private_key(local_static)
             .and_then(|b| b.prologue(prologue))
             .map_err(|_| NoiseError::Crypto)?;
+        if let Some(r) = remote_static {
+            b = b.remote_public_key(r).map_err(|_| NoiseError::Crypto)?;
+        }
         if let Some(e) = fixed_ephemeral {
             b = b.fixed_ephemeral_key_for_testing_only(e);
         }
-        let hs = b.build_responder().map_err(|_| NoiseError::Crypto)?;
+        let hs = match remote_static {
+            Some(_) => b.build_initiator(),
+            None => b.build_responder(),
+        }
+        .map_err(|_| NoiseError::Crypto)?;
         Ok(RawHandshake { hs })
     }
 

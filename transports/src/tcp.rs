@@ -23,14 +23,12 @@ use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 
 use crate::transport::{
-    ConnId, Cx, PeerAddr, Transport, TransportError, TransportEvent, TransportKind,
+    ConnId, ConnIds, Cx, EventQueue, PeerAddr, Transport, TransportError, TransportEvent,
+    TransportKind,
 };
 
 /// Most connections (accepted + initiated) one TCP transport holds.
 pub const MAX_CONNS_CAP: usize = 16;
-/// Most events queued for the node.
-pub const MAX_EVENTS: usize = 64;
-
 /// Settings of the TCP transport.
 #[derive(Clone, Copy, Debug)]
 pub struct TcpConfig {
@@ -102,9 +100,9 @@ pub struct TcpTransport {
     cfg: TcpConfig,
     identity: Rc<Identity>,
     conns: Vec<Conn>,
-    events: VecDeque<TransportEvent>,
+    events: EventQueue,
     limiter: HandshakeLimiter,
-    next_id: u32,
+    ids: ConnIds,
     next_port: u16,
     listening: bool,
     /// Decrypted message being moved into a connection's `rx_plain`.
@@ -125,8 +123,8 @@ impl TcpTransport {
             cfg,
             identity,
             conns: Vec::new(),
-            events: VecDeque::new(),
-            next_id: 1,
+            events: EventQueue::default(),
+            ids: ConnIds::new(),
             listening: false,
             scratch: vec![0; cfg.max_plaintext],
             seal_buf: vec![0; sealed_len(cfg.max_plaintext)],
@@ -139,19 +137,6 @@ impl TcpTransport {
             .iter()
             .filter(|c| !matches!(c.stage, Stage::Listening | Stage::Dead))
             .count()
-    }
-
-    fn push_event(&mut self, e: TransportEvent) {
-        if self.events.len() >= MAX_EVENTS {
-            self.events.pop_front();
-        }
-        self.events.push_back(e);
-    }
-
-    fn alloc_id(&mut self) -> ConnId {
-        let id = ConnId(self.next_id);
-        self.next_id = self.next_id.wrapping_add(1).max(1);
-        id
     }
 
     fn new_socket(&self, cx: &mut Cx<'_, '_>) -> SocketHandle {
@@ -179,7 +164,7 @@ impl TcpTransport {
             cx.sockets.remove(handle);
             return Err(TransportError::Socket);
         }
-        let id = self.alloc_id();
+        let id = self.ids.alloc();
         self.conns.push(Conn {
             id,
             handle,
@@ -206,12 +191,12 @@ impl TcpTransport {
         cx.sockets.get_mut::<tcp::Socket>(c.handle).abort();
         let (conn, peer, announced) = (c.id, c.peer, c.announced);
         if was_established || announced {
-            self.push_event(TransportEvent::Closed {
+            self.events.push(TransportEvent::Closed {
                 conn,
                 error: Some(error),
             });
         } else {
-            self.push_event(TransportEvent::HandshakeFailed {
+            self.events.push(TransportEvent::HandshakeFailed {
                 conn,
                 claimed: peer,
                 error,
@@ -330,7 +315,8 @@ impl TcpTransport {
                     c.announced = true;
                     let conn = c.id;
                     Self::flush(c, sock);
-                    self.push_event(TransportEvent::Authenticated { conn, peer });
+                    self.events
+                        .push(TransportEvent::Authenticated { conn, peer });
                     return Ok(());
                 }
             }
@@ -414,7 +400,7 @@ impl Transport for TcpTransport {
             self.limiter.release(ticket);
             return Err(TransportError::Socket);
         }
-        let id = self.alloc_id();
+        let id = self.ids.alloc();
         self.conns.push(Conn {
             id,
             handle,
@@ -459,7 +445,7 @@ impl Transport for TcpTransport {
     }
 
     fn poll_event(&mut self) -> Option<TransportEvent> {
-        self.events.pop_front()
+        self.events.pop()
     }
 
     fn read(&mut self, conn: ConnId, buf: &mut [u8]) -> Result<usize, TransportError> {

@@ -8,6 +8,7 @@
 //! a [`Cx`] with the time, the smoltcp interface and socket set it may use,
 //! the trust store and the RNG.
 
+use alloc::collections::VecDeque;
 use core::fmt;
 
 use dsb_noise::{Binding, DeviceId, NoiseError, TrustStore};
@@ -63,6 +64,46 @@ pub struct PeerAddr {
 /// A connection of one transport.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ConnId(pub u32);
+
+/// Hands out connection ids: 1, 2, …, wrapping past `u32::MAX` to 1 (0 is never used).
+#[derive(Debug)]
+pub(crate) struct ConnIds {
+    next: u32,
+}
+
+impl ConnIds {
+    pub(crate) const fn new() -> Self {
+        ConnIds { next: 1 }
+    }
+
+    pub(crate) fn alloc(&mut self) -> ConnId {
+        let id = ConnId(self.next);
+        self.next = self.next.wrapping_add(1).max(1);
+        id
+    }
+}
+
+/// Most events a transport queues for the node; beyond this the oldest is dropped.
+pub const MAX_EVENTS: usize = 64;
+
+/// The bounded queue of events a transport keeps for the node.
+#[derive(Debug, Default)]
+pub(crate) struct EventQueue {
+    q: VecDeque<TransportEvent>,
+}
+
+impl EventQueue {
+    pub(crate) fn push(&mut self, e: TransportEvent) {
+        if self.q.len() >= MAX_EVENTS {
+            self.q.pop_front();
+        }
+        self.q.push_back(e);
+    }
+
+    pub(crate) fn pop(&mut self) -> Option<TransportEvent> {
+        self.q.pop_front()
+    }
+}
 
 /// What a transport reports to the node.
 #[derive(Clone, Debug, PartialEq, Eq)]

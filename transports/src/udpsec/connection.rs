@@ -601,9 +601,8 @@ impl<H: Handshake> Connection<H> {
         if self.send_buf.has_sendable(self.peer_max_data) {
             return;
         }
-        match self.sent.newest().and_then(|(_, p)| p.stream) {
-            Some((off, len)) => self.send_buf.lost(off, u64::from(len)),
-            None => self.ping_pending = true,
+        if let Some((off, len)) = self.sent.newest().and_then(|(_, p)| p.stream) {
+            self.send_buf.lost(off, u64::from(len));
         }
         if !self.send_buf.has_sendable(self.peer_max_data) {
             self.ping_pending = true;

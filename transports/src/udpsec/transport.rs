@@ -10,7 +10,6 @@
 //! most `max_conns` connections (and the endpoint's half-open cap). A datagram
 //! the socket cannot take yet is kept (one) and offered again on the next poll.
 
-use alloc::collections::VecDeque;
 use alloc::rc::Rc;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -29,13 +28,12 @@ use super::packet::Header;
 use super::stats::DropReason;
 use super::MAX_DATAGRAM;
 use crate::transport::{
-    ConnId, Cx, PeerAddr, Transport, TransportError, TransportEvent, TransportKind,
+    ConnId, ConnIds, Cx, EventQueue, PeerAddr, Transport, TransportError, TransportEvent,
+    TransportKind,
 };
 
 /// Most connections (accepted + initiated) one udp-sec transport holds.
 pub const MAX_CONNS_CAP: usize = 16;
-/// Most events queued for the node (oldest dropped beyond this).
-pub const MAX_EVENTS: usize = 64;
 /// Most datagrams the socket buffers each way.
 pub const MAX_SOCKET_PACKETS: usize = 256;
 
@@ -106,8 +104,8 @@ pub struct UdpSecTransport {
     socket: Option<SocketHandle>,
     listening: bool,
     conns: Vec<Conn>,
-    events: VecDeque<TransportEvent>,
-    next_id: u32,
+    events: EventQueue,
+    ids: ConnIds,
     /// One datagram (destination, length in `tx_buf`) the socket had no room for.
     pending: Option<(IpEndpoint, usize)>,
     /// Set when sending stopped for lack of socket room: poll again at once.
@@ -128,8 +126,8 @@ impl UdpSecTransport {
             socket: None,
             listening: false,
             conns: Vec::new(),
-            events: VecDeque::new(),
-            next_id: 1,
+            events: EventQueue::default(),
+            ids: ConnIds::new(),
             pending: None,
             blocked_at: None,
             tx_buf: vec![0; MAX_DATAGRAM],
@@ -161,19 +159,6 @@ impl UdpSecTransport {
     pub fn conn_stats(&self, conn: ConnId) -> Option<super::Stats> {
         let c = self.conns.iter().find(|c| c.id == conn)?;
         self.endpoint.connection(c.sid).map(|x| x.stats())
-    }
-
-    fn push_event(&mut self, e: TransportEvent) {
-        if self.events.len() >= MAX_EVENTS {
-            self.events.pop_front();
-        }
-        self.events.push_back(e);
-    }
-
-    fn alloc_id(&mut self) -> ConnId {
-        let id = ConnId(self.next_id);
-        self.next_id = self.next_id.wrapping_add(1).max(1);
-        id
     }
 
     fn open_socket(&mut self, cx: &mut Cx<'_, '_>) -> Result<SocketHandle, TransportError> {
@@ -226,7 +211,7 @@ impl UdpSecTransport {
                         &self.endpoint,
                         &self.conns,
                         &mut self.events,
-                        &mut self.next_id,
+                        &mut self.ids,
                         sid,
                     );
                 }
@@ -239,8 +224,8 @@ impl UdpSecTransport {
     fn report_inbound_failure(
         endpoint: &Endpoint<NoiseHandshake, IpEndpoint>,
         conns: &[Conn],
-        events: &mut VecDeque<TransportEvent>,
-        next_id: &mut u32,
+        events: &mut EventQueue,
+        ids: &mut ConnIds,
         sid: u64,
     ) {
         if conns.iter().any(|c| c.sid == sid) {
@@ -257,13 +242,8 @@ impl UdpSecTransport {
         let error = hs
             .and_then(|h| h.error())
             .map_or(TransportError::Refused, TransportError::Noise);
-        let id = ConnId(*next_id);
-        *next_id = next_id.wrapping_add(1).max(1);
-        if events.len() >= MAX_EVENTS {
-            events.pop_front();
-        }
-        events.push_back(TransportEvent::HandshakeFailed {
-            conn: id,
+        events.push(TransportEvent::HandshakeFailed {
+            conn: ids.alloc(),
             claimed,
             error,
         });
@@ -315,11 +295,12 @@ impl UdpSecTransport {
                         c.announced = true;
                         c.peer = Some(peer);
                         let conn = c.id;
-                        self.push_event(TransportEvent::Authenticated { conn, peer });
+                        self.events
+                            .push(TransportEvent::Authenticated { conn, peer });
                     }
                     None => {
                         let full = self.connections() >= self.cfg.max_conns;
-                        let id = self.alloc_id();
+                        let id = self.ids.alloc();
                         self.conns.push(Conn {
                             id,
                             sid,
@@ -334,7 +315,8 @@ impl UdpSecTransport {
                                 c.close();
                             }
                         } else {
-                            self.push_event(TransportEvent::Authenticated { conn: id, peer });
+                            self.events
+                                .push(TransportEvent::Authenticated { conn: id, peer });
                         }
                     }
                 }
@@ -353,9 +335,9 @@ impl UdpSecTransport {
                 c.reported = true;
                 let (conn, peer, announced) = (c.id, c.peer, c.announced);
                 if announced {
-                    self.push_event(TransportEvent::Closed { conn, error });
+                    self.events.push(TransportEvent::Closed { conn, error });
                 } else {
-                    self.push_event(TransportEvent::HandshakeFailed {
+                    self.events.push(TransportEvent::HandshakeFailed {
                         conn,
                         claimed: peer,
                         error: error.unwrap_or(TransportError::Refused),
@@ -442,7 +424,7 @@ impl Transport for UdpSecTransport {
         self.endpoint
             .connect(cx.now, remote, sid, hs)
             .map_err(|_| TransportError::TooManyConnections)?;
-        let id = self.alloc_id();
+        let id = self.ids.alloc();
         self.conns.push(Conn {
             id,
             sid,
@@ -470,7 +452,7 @@ impl Transport for UdpSecTransport {
     }
 
     fn poll_event(&mut self) -> Option<TransportEvent> {
-        self.events.pop_front()
+        self.events.pop()
     }
 
     fn read(&mut self, conn: ConnId, buf: &mut [u8]) -> Result<usize, TransportError> {
