@@ -16,6 +16,7 @@
 //! | `dhcp_timeout_ms` | `100..=60000`                        | `5000`   | DHCP lease deadline per node, from stack start |
 //! | `ping_timeout_ms` | `100..=60000`                        | `3000`   | ICMP echo deadline per node, from the lease |
 //! | `run_timeout_ms`  | `1000..=600000`                      | `30000`  | whole-run deadline, from boot |
+//! | `udpsec_drop`     | `on`, `off`                          | `off`    | fault injection: every node drops inbound udp-sec datagrams at its link |
 //!
 //! Limits: the line is at most [`MAX_CMDLINE_LEN`] bytes of printable ASCII
 //! (plus whitespace); a key is at most [`MAX_KEY_LEN`] bytes, a value at most
@@ -122,6 +123,8 @@ pub struct Config {
     pub ping_timeout_ms: u32,
     /// Whole-run deadline, milliseconds from boot.
     pub run_timeout_ms: u32,
+    /// Fault injection: drop inbound udp-sec datagrams (makes udp-sec unreachable).
+    pub udpsec_drop: bool,
 }
 
 impl Default for Config {
@@ -136,6 +139,7 @@ impl Default for Config {
             dhcp_timeout_ms: 5000,
             ping_timeout_ms: 3000,
             run_timeout_ms: 30_000,
+            udpsec_drop: false,
         }
     }
 }
@@ -302,7 +306,7 @@ impl fmt::Debug for OptionName {
 }
 
 /// Every known key, in the order of the table above (bit positions for duplicate checks).
-const KEYS: [&str; 9] = [
+const KEYS: [&str; 10] = [
     "nodes",
     "transport",
     "udpsec",
@@ -312,6 +316,7 @@ const KEYS: [&str; 9] = [
     "dhcp_timeout_ms",
     "ping_timeout_ms",
     "run_timeout_ms",
+    "udpsec_drop",
 ];
 
 impl Config {
@@ -394,6 +399,13 @@ impl Config {
                     _ => return Err(bad("on|off")),
                 }
             }
+            b"udpsec_drop" => {
+                self.udpsec_drop = match value {
+                    b"on" => true,
+                    b"off" => false,
+                    _ => return Err(bad("on|off")),
+                }
+            }
             b"scenario" => {
                 self.scenario = match value {
                     b"normal" => Scenario::Normal,
@@ -470,7 +482,7 @@ mod tests {
     fn every_key_parses() {
         let c = Config::parse(
             b"nodes=3 transport=udp-sec udpsec=off scenario=spoof log=debug pcap=1 \
-              dhcp_timeout_ms=100 ping_timeout_ms=60000 run_timeout_ms=1000",
+              dhcp_timeout_ms=100 ping_timeout_ms=60000 run_timeout_ms=1000 udpsec_drop=on",
         )
         .unwrap();
         assert_eq!(
@@ -485,6 +497,7 @@ mod tests {
                 dhcp_timeout_ms: 100,
                 ping_timeout_ms: 60_000,
                 run_timeout_ms: 1000,
+                udpsec_drop: true,
             }
         );
     }

@@ -27,7 +27,7 @@ mod image {
     use alloc::vec::Vec;
 
     use dsb_app::config::{Config, Scenario, Transport};
-    use dsb_app::marker::{Failure, Marker, NodePrefix, NODE_IDS};
+    use dsb_app::marker::{Failure, LabelLimit, Marker, NodePrefix, NODE_IDS};
     use dsb_app::net::{NetEvent, NetStack, NetStackConfig};
     use dsb_app::node::{self, Behaviour, NodeConfig, NodeEvent};
     use dsb_app::rng::NodeRng;
@@ -56,10 +56,8 @@ mod image {
         prefix: NodePrefix,
         node: node::Node<VirtioNic>,
         rng: NodeRng,
-        /// Ignored announces per label, for the log rate limit.
-        ignored: [u32; 16],
-        /// The udp-sec fallback marker was printed (once per node).
-        fallback_printed: bool,
+        /// Console rate limit of rejection lines, per label.
+        limit: LabelLimit,
     }
 
     const UNPREFIXED: NodePrefix = NodePrefix(None);
@@ -225,13 +223,19 @@ mod image {
             let mut stack_config = NetStackConfig::new(mac, rng.next_u64());
             stack_config.dhcp_timeout = Duration::from_millis(u64::from(config.dhcp_timeout_ms));
             stack_config.ping_timeout = Duration::from_millis(u64::from(config.ping_timeout_ms));
-            let stack = match NetStack::new(nic, stack_config, clock::now()) {
+            let mut stack = match NetStack::new(nic, stack_config, clock::now()) {
                 Ok(s) => s,
                 Err(e) => {
                     log::error!("net: {}", e.label());
                     fail(prefix, Failure::NicInit);
                 }
             };
+            if config.udpsec_drop {
+                // Fault injection: udp-sec is unreachable, as behind a UDP filter.
+                let last = UDPSEC_PORT_BASE + u16::from(dsb_app::config::MAX_NODES) - 1;
+                stack.set_udp_blackhole(Some((UDPSEC_PORT_BASE, last)));
+                log::warn!("fault: inbound udp-sec datagrams are dropped (udpsec_drop=on)");
+            }
             console::marker(prefix, &Marker::IfaceUp);
             let Some(identity) = identities.next() else {
                 fail(prefix, Failure::NicInit);
@@ -256,8 +260,7 @@ mod image {
                 prefix,
                 node: node::Node::new(stack, identity, node_config),
                 rng: rng.fork(),
-                ignored: [0; 16],
-                fallback_printed: false,
+                limit: LabelLimit::default(),
             });
         }
         console::set_log_prefix(UNPREFIXED);
@@ -272,9 +275,9 @@ mod image {
             _ => BusGoal::Sessions { spoof: false },
         };
         let honest = [true, true, !is_spoofer(config, 2)];
-        let transport = match (config.transport, config.udpsec) {
-            (Transport::UdpSec, _) => TransportGoal::UdpSec,
-            (Transport::Auto, false) => TransportGoal::Fallback,
+        let transport = match (config.transport, config.udpsec, config.udpsec_drop) {
+            (Transport::UdpSec, _, _) => TransportGoal::UdpSec,
+            (Transport::Auto, false, _) | (Transport::Auto, true, true) => TransportGoal::Fallback,
             _ => TransportGoal::Any,
         };
         let mut selftest = NetSelftest::new(nodes.len(), deadline)
@@ -313,9 +316,10 @@ mod image {
     }
 
     /// Prints a node event's marker (or log line), then feeds the self-test
-    /// and prints the verdict that event completes. Ignored announces are
-    /// always counted but printed only at counts 1, 2, 4, 8, ... per label, so
-    /// a flood cannot flood the console; the udp-sec fallback prints once.
+    /// and prints the verdict that event completes. Ignored announces,
+    /// rejected handshakes and fallbacks are always counted but printed only
+    /// at counts 1, 2, 4, 8, ... per label ([`LabelLimit`]), so a flood
+    /// cannot flood the console.
     fn node_event(n: &mut Node, index: usize, event: &NodeEvent, selftest: &mut NetSelftest) {
         print_node_event(n, event);
         if let Some(marker) = selftest.on_node_event(index, event) {
@@ -324,45 +328,27 @@ mod image {
     }
 
     fn print_node_event(n: &mut Node, event: &NodeEvent) {
-        if let NodeEvent::UdpSecFallback { peer, reason } = event {
-            log::info!(
-                "udp-sec: fallback to tcp ({reason}{}{})",
-                if peer.is_some() { ", peer " } else { "" },
-                peer.as_ref().map_or("", |p| p.as_str())
-            );
-            if n.fallback_printed {
-                return;
-            }
-            n.fallback_printed = true;
-        }
-        if let NodeEvent::AnnounceIgnored(e) = event {
-            let slot = dsb_discovery::AnnounceError::ALL
-                .iter()
-                .position(|x| x == e)
-                .unwrap_or(15);
-            let count = n.ignored.get_mut(slot).map(|c| {
-                *c = c.saturating_add(1);
-                *c
-            });
-            if !count.is_some_and(u32::is_power_of_two) {
+        let limited = match event {
+            NodeEvent::AnnounceIgnored(e) => Some(e.label()),
+            NodeEvent::HandshakeFailed { error, .. } => Some(error.label()),
+            NodeEvent::UdpSecFallback { reason, .. } => Some(reason.label()),
+            _ => None,
+        };
+        if let Some(label) = limited {
+            if !n.limit.allow(label) {
                 return;
             }
         }
         match Marker::for_node_event(event) {
             Some(marker) => console::marker(n.prefix, &marker),
             None => match event {
-                NodeEvent::HandshakeFailed { peer, error } => log::warn!(
-                    "session: handshake with {} failed ({})",
-                    peer.as_ref().map_or("?", |p| p.as_str()),
-                    error.label()
-                ),
-                NodeEvent::SessionClosed { peer, reason } => {
-                    log::warn!("session: {} closed ({reason})", peer.as_str())
+                NodeEvent::SessionClosed { peer, kind, reason } => {
+                    log::warn!("session: {} ({kind}) down ({reason})", peer.as_str())
                 }
                 NodeEvent::ServiceFailed { peer, what } => {
                     log::error!("selftest: {} with {}", what, peer.as_str())
                 }
-                NodeEvent::BusFailed(what) => log::error!("bus: {what}"),
+                NodeEvent::BusFailed(what) => log::error!("bus: {}", what.label()),
                 NodeEvent::PeerLost(peer) => log::info!("discovery: lost {}", peer.as_str()),
                 NodeEvent::BackpressureOk { bytes, blocked, peak_buffered, .. } => log::info!(
                     "selftest: sink took {bytes} bytes, writer held {blocked} times, peak {peak_buffered} buffered"

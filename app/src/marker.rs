@@ -14,7 +14,7 @@ use dsb_noise::DeviceId;
 use dsb_transports::transport::TransportKind;
 
 use crate::config::ConfigError;
-use crate::node::NodeEvent;
+use crate::node::{Direction, FallbackReason, NodeEvent};
 use crate::rng::EntropySource;
 
 /// What went wrong, for `SELFTEST: FAIL <what>`.
@@ -36,9 +36,11 @@ pub enum Failure {
     BusStart,
     /// The requested transport is not available (`transport=udp-sec udpsec=off`).
     TransportUnavailable,
-    /// The udp-sec slow-sink test: the writer was never held back, or the mux
-    /// buffered more than its memory bound.
+    /// The udp-sec slow-sink test: the writer was never held back by zero
+    /// credit, the sink was not slow, or the reader buffered beyond its cap.
     UdpSecBackpressure,
+    /// The bulk echo came back different from what was sent.
+    BulkMismatch,
 }
 
 impl Failure {
@@ -54,6 +56,7 @@ impl Failure {
             Failure::BusStart => "bus start",
             Failure::TransportUnavailable => "transport unavailable",
             Failure::UdpSecBackpressure => "udp-sec backpressure",
+            Failure::BulkMismatch => "bulk mismatch",
         }
     }
 }
@@ -114,22 +117,39 @@ pub enum Marker<'a> {
     UdpSecListenerUp(u16),
     /// `dsoftbus: udp-sec os session ok`.
     UdpSecSessionOk,
-    /// `dsoftbus: udp-sec os disabled (fallback tcp)`.
+    /// `dsoftbus: udp-sec os disabled (fallback tcp)`: udp-sec is off here.
     UdpSecDisabled,
+    /// `dsoftbus: udp-sec os unavailable [peer=<id> ]reason=<label> (fallback tcp)`:
+    /// udp-sec is on but does not carry the session (with that peer).
+    UdpSecUnavailable {
+        peer: Option<DeviceId>,
+        reason: FallbackReason,
+    },
+    /// `dsoftbusd: handshake rejected (<label>)`: we refused an inbound handshake.
+    HandshakeRejected(&'static str),
+    /// `dsoftbusd: session refused peer=<id> reason=<label>`: our attempt failed.
+    SessionRefused {
+        peer: DeviceId,
+        reason: &'static str,
+    },
     /// `SELFTEST: udp-sec control ok` (ping/pong over udp-sec).
     UdpSecControlOk,
     /// `SELFTEST: udp-sec bulk ok` (at least 1 MiB echoed, hash-checked).
     UdpSecBulkOk,
     /// `SELFTEST: udp-sec backpressure ok` (writer held by credit, memory under cap).
     UdpSecBackpressureOk,
-    /// `SELFTEST: udp-sec fallback ok` (a TCP session completed after the fallback).
-    UdpSecFallbackOk,
+    /// `SELFTEST: udp-sec fallback ok (<what happened>)`: a TCP session
+    /// completed after udp-sec was found off (`peer: None`) or unusable with `peer`.
+    UdpSecFallbackOk {
+        peer: Option<DeviceId>,
+        reason: FallbackReason,
+    },
 }
 
 impl Marker<'_> {
     /// The marker a node event prints, if any. `AnnounceSent` prints once
-    /// (the first); ignored announces are printed by the caller's rate limit,
-    /// the udp-sec fallback once per node by the caller. The `SELFTEST: udp-sec
+    /// (the first); ignored announces and failed handshakes go through the
+    /// caller's [`LabelLimit`]. The `SELFTEST: udp-sec
     /// ...` verdicts come from [`crate::selftest`].
     pub fn for_node_event(event: &NodeEvent) -> Option<Marker<'static>> {
         Some(match *event {
@@ -147,7 +167,26 @@ impl Marker<'_> {
             NodeEvent::SessionOk { .. } => Marker::DualNodeSessionOk,
             NodeEvent::UdpSecListening { port } => Marker::UdpSecListenerUp(port),
             NodeEvent::UdpSecSessionOk(_) => Marker::UdpSecSessionOk,
-            NodeEvent::UdpSecFallback { .. } => Marker::UdpSecDisabled,
+            NodeEvent::UdpSecFallback {
+                peer: None,
+                reason: FallbackReason::Disabled,
+            } => Marker::UdpSecDisabled,
+            NodeEvent::UdpSecFallback { peer, reason } => {
+                Marker::UdpSecUnavailable { peer, reason }
+            }
+            NodeEvent::HandshakeFailed {
+                direction: Direction::Inbound,
+                error,
+                ..
+            } => Marker::HandshakeRejected(error.label()),
+            NodeEvent::HandshakeFailed {
+                direction: Direction::Outbound,
+                peer: Some(peer),
+                error,
+            } => Marker::SessionRefused {
+                peer,
+                reason: error.label(),
+            },
             _ => return None,
         })
     }
@@ -202,8 +241,74 @@ impl fmt::Display for Marker<'_> {
             Marker::UdpSecControlOk => f.write_str("SELFTEST: udp-sec control ok"),
             Marker::UdpSecBulkOk => f.write_str("SELFTEST: udp-sec bulk ok"),
             Marker::UdpSecBackpressureOk => f.write_str("SELFTEST: udp-sec backpressure ok"),
-            Marker::UdpSecFallbackOk => f.write_str("SELFTEST: udp-sec fallback ok"),
+            Marker::UdpSecUnavailable { peer, reason } => {
+                f.write_str("dsoftbus: udp-sec os unavailable ")?;
+                if let Some(p) = peer {
+                    write!(f, "peer={} ", p.as_str())?;
+                }
+                write!(f, "reason={} (fallback tcp)", reason.label())
+            }
+            Marker::HandshakeRejected(label) => {
+                write!(f, "dsoftbusd: handshake rejected ({label})")
+            }
+            Marker::SessionRefused { peer, reason } => write!(
+                f,
+                "dsoftbusd: session refused peer={} reason={reason}",
+                peer.as_str()
+            ),
+            Marker::UdpSecFallbackOk { peer: None, .. } => {
+                f.write_str("SELFTEST: udp-sec fallback ok (udp-sec off)")
+            }
+            Marker::UdpSecFallbackOk {
+                peer: Some(p),
+                reason,
+            } => write!(
+                f,
+                "SELFTEST: udp-sec fallback ok (peer={} {})",
+                p.as_str(),
+                reason.label()
+            ),
         }
+    }
+}
+
+/// Most distinct labels one [`LabelLimit`] tracks (further labels share a slot).
+pub const LABEL_LIMIT_SLOTS: usize = 24;
+
+/// Console rate limit per label: a line is printed at counts 1, 2, 4, 8, ...
+/// of its label, so a flood of one rejection cannot flood the console while
+/// every kind of rejection still shows up at once. Counts are never lost.
+#[derive(Clone, Debug, Default)]
+pub struct LabelLimit {
+    slots: heapless::Vec<(&'static str, u32), LABEL_LIMIT_SLOTS>,
+    overflow: u32,
+}
+
+impl LabelLimit {
+    /// Counts one `label`; true when this occurrence should be printed.
+    pub fn allow(&mut self, label: &'static str) -> bool {
+        let count = match self.slots.iter_mut().find(|(l, _)| *l == label) {
+            Some((_, c)) => {
+                *c = c.saturating_add(1);
+                *c
+            }
+            None => match self.slots.push((label, 1)) {
+                Ok(()) => 1,
+                Err(_) => {
+                    self.overflow = self.overflow.saturating_add(1);
+                    self.overflow
+                }
+            },
+        };
+        count.is_power_of_two()
+    }
+
+    /// How often `label` was seen.
+    pub fn count(&self, label: &str) -> u32 {
+        self.slots
+            .iter()
+            .find(|(l, _)| *l == label)
+            .map_or(0, |(_, c)| *c)
     }
 }
 
@@ -359,7 +464,42 @@ mod tests {
                 Marker::UdpSecBackpressureOk,
                 "SELFTEST: udp-sec backpressure ok",
             ),
-            (Marker::UdpSecFallbackOk, "SELFTEST: udp-sec fallback ok"),
+            (
+                Marker::UdpSecFallbackOk {
+                    peer: None,
+                    reason: FallbackReason::Disabled,
+                },
+                "SELFTEST: udp-sec fallback ok (udp-sec off)",
+            ),
+            (
+                Marker::UdpSecFallbackOk {
+                    peer: Some(b),
+                    reason: FallbackReason::Unreachable,
+                },
+                "SELFTEST: udp-sec fallback ok (peer=node-b unreachable)",
+            ),
+            (
+                Marker::UdpSecUnavailable {
+                    peer: Some(b),
+                    reason: FallbackReason::Unreachable,
+                },
+                "dsoftbus: udp-sec os unavailable peer=node-b reason=unreachable (fallback tcp)",
+            ),
+            (
+                Marker::HandshakeRejected("unknown-peer"),
+                "dsoftbusd: handshake rejected (unknown-peer)",
+            ),
+            (
+                Marker::SessionRefused {
+                    peer: b,
+                    reason: "refused",
+                },
+                "dsoftbusd: session refused peer=node-b reason=refused",
+            ),
+            (
+                Marker::Fail(Failure::BulkMismatch),
+                "SELFTEST: FAIL bulk mismatch",
+            ),
             (
                 Marker::Fail(Failure::UdpSecBackpressure),
                 "SELFTEST: FAIL udp-sec backpressure",
@@ -368,6 +508,18 @@ mod tests {
         for (m, text) in cases {
             assert_eq!(m.to_string(), text);
         }
+    }
+
+    #[test]
+    fn label_limit_prints_powers_of_two_per_label() {
+        let mut l = LabelLimit::default();
+        let printed: alloc::vec::Vec<bool> = (0..9).map(|_| l.allow("replay")).collect();
+        assert_eq!(
+            printed,
+            [true, true, false, true, false, false, false, true, false]
+        );
+        assert!(l.allow("malformed"), "another label prints at once");
+        assert_eq!(l.count("replay"), 9);
     }
 
     #[test]

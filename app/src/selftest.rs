@@ -10,7 +10,8 @@ use smoltcp::time::Instant;
 use crate::config::MAX_NODES;
 use crate::marker::{Failure, Marker};
 use crate::net::NetEvent;
-use crate::node::NodeEvent;
+use crate::node::{FallbackReason, NodeEvent};
+use dsb_noise::DeviceId;
 
 /// What the bus layers must show before the run passes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,8 +51,8 @@ struct BusProgress {
     udpsec_control: bool,
     udpsec_bulk: bool,
     udpsec_backpressure: bool,
-    /// udp-sec was disabled or a peer was unreachable over it.
-    fallback: bool,
+    /// udp-sec was off here (`None` peer) or unusable with that peer.
+    fallback: Option<(Option<DeviceId>, FallbackReason)>,
     fallback_ok: bool,
 }
 
@@ -147,18 +148,31 @@ impl NetSelftest {
         match *event {
             NodeEvent::DiscoveryUp { .. } => p.discovery_up = true,
             NodeEvent::AnnounceSent { .. } => p.announced = true,
-            NodeEvent::SessionOk { kind, .. } => {
+            NodeEvent::SessionOk { kind, peer } => {
                 if kind == udp {
                     p.udpsec_session_ok = true;
                 } else {
                     p.tcp_session_ok = true;
-                    if p.fallback && !p.fallback_ok {
-                        p.fallback_ok = true;
-                        return Some(Marker::UdpSecFallbackOk);
+                    // The fallback is proven by a TCP session with the peer
+                    // it concerned (any peer when udp-sec is off here).
+                    if let Some((who, reason)) = p.fallback {
+                        if !p.fallback_ok && who.is_none_or(|w| w == peer) {
+                            p.fallback_ok = true;
+                            return Some(Marker::UdpSecFallbackOk { peer: who, reason });
+                        }
                     }
                 }
             }
-            NodeEvent::UdpSecFallback { .. } => p.fallback = true,
+            NodeEvent::UdpSecFallback { peer, reason } if p.fallback.is_none() => {
+                p.fallback = Some((peer, reason));
+            }
+            NodeEvent::ServiceFailed { what, .. }
+                if self.honest.get(node).copied().unwrap_or(false)
+                    && what.starts_with("bulk")
+                    && (what.contains("mismatch") || what.contains("too long")) =>
+            {
+                return Some(self.fail(Failure::BulkMismatch));
+            }
             NodeEvent::PingOk { kind, .. } if kind == udp && !p.udpsec_control => {
                 p.udpsec_control = true;
                 return Some(Marker::UdpSecControlOk);
@@ -394,7 +408,7 @@ mod bus_tests {
         pinged(&mut t, 1);
         let fallback = NodeEvent::UdpSecFallback {
             peer: None,
-            reason: "disabled",
+            reason: FallbackReason::Disabled,
         };
         assert!(t.on_node_event(0, &fallback).is_none());
         assert_eq!(t.verdict(), Verdict::Pending);
@@ -403,7 +417,7 @@ mod bus_tests {
             .unwrap();
         assert_eq!(
             alloc::string::ToString::to_string(&m),
-            "SELFTEST: udp-sec fallback ok"
+            "SELFTEST: udp-sec fallback ok (udp-sec off)"
         );
         assert_eq!(t.verdict(), Verdict::AllOk);
     }
@@ -448,7 +462,7 @@ mod bus_tests {
         let mut t =
             NetSelftest::new(1, Instant::from_secs(30)).with_goal(BusGoal::Discovery, [true; 3]);
         assert!(t
-            .on_node_event(0, &NodeEvent::BusFailed("tcp listen"))
+            .on_node_event(0, &NodeEvent::BusFailed(crate::node::BusFailure::TcpListen))
             .is_some());
         assert_eq!(t.verdict(), Verdict::Failed(Failure::BusStart));
     }

@@ -17,6 +17,11 @@ pub struct Counters {
     pub updated: u64,
     /// Same sequence number as the newest accepted one (dropped quietly, not an error).
     pub duplicate: u64,
+    /// Handshake identities admitted by [`Discovery::admit`](crate::Discovery::admit)
+    /// (bound already, or a TOFU binding created).
+    pub admitted: u64,
+    /// Handshake identities refused by `admit` (key mismatch, unpinned, table full).
+    pub admit_refused: u64,
     /// Own announces sent.
     pub sent: u64,
     /// Peer entries removed after the TTL.

@@ -235,6 +235,10 @@ impl Discovery {
         bump(&mut self.counters.accepted);
         Ok(match outcome {
             Upsert::Inserted { evicted } => {
+                // A newcomer may not have heard us yet (its boot came after our
+                // burst, or our announce was lost): answer soon rather than at
+                // the next steady slot.
+                self.schedule.answer(now);
                 if let Some(id) = evicted {
                     bump(&mut self.counters.evicted);
                     self.push_event(PeerEvent::Lost(id, LostReason::Evicted));
@@ -374,6 +378,33 @@ impl Discovery {
     /// Number of queued, undrained events (at most [`EVENT_QUEUE_CAP`]).
     pub fn pending_events(&self) -> usize {
         self.events.len()
+    }
+
+    /// A session handshake proved that the holder of `device_key` speaks as
+    /// `id` (its attestation verified). Admits it if `id` is bound to this
+    /// key (pinned or TOFU); if `id` is unbound and trust on first use is on,
+    /// creates the TOFU binding now, exactly as a first verified announce
+    /// would. Errors: `key-mismatch` (bound to another key), `unpinned`
+    /// (pinned-only mode), `table-full` (no binding slot), `self` (our own
+    /// id). Counted in `admitted` / `admit_refused`, apart from announces.
+    pub fn admit(
+        &mut self,
+        now: Instant,
+        id: &DeviceId,
+        device_key: &[u8; KEY_LEN],
+    ) -> Result<(), AnnounceError> {
+        let result = match self.bindings.lookup(id, device_key) {
+            Ok(Lookup::Bound(_)) => Ok(()),
+            Ok(Lookup::Unknown) if *id == self.local.device_id => Err(AnnounceError::SelfAnnounce),
+            Ok(Lookup::Unknown) if !self.trust_on_first_use => Err(AnnounceError::Unpinned),
+            Ok(Lookup::Unknown) => self.bindings.bind_tofu(*id, *device_key, now).map(|_| ()),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => bump(&mut self.counters.admitted),
+            Err(_) => bump(&mut self.counters.admit_refused),
+        }
+        result
     }
 
     /// Drops the TOFU binding and the peer entry of `id` (pins stay); true if anything was dropped.

@@ -34,7 +34,9 @@ pub use error::{AnnounceError, EmitError};
 pub use name::{check_name, is_name_byte, DeviceId, NameError, ServiceName, MAX_NAME_LEN};
 pub use peer_table::{PeerInfo, PeerTable, DEFAULT_MAX_PEERS};
 pub use rate_limit::{BucketConfig, SourceLimiter, TokenBucket};
-pub use schedule::{fnv1a64, AnnounceSchedule, BURST_OFFSETS_MS, DEFAULT_INTERVAL, MIN_INTERVAL};
+pub use schedule::{
+    fnv1a64, AnnounceSchedule, ANSWER_GAP, BURST_OFFSETS_MS, DEFAULT_INTERVAL, MIN_INTERVAL,
+};
 pub use wire::{
     AnnounceRepr, Services, SignedAnnounce, KEY_LEN, MAGIC, MAX_ANNOUNCE_LEN, MAX_SERVICES,
     MAX_VALID_ANNOUNCE_LEN, MIN_ANNOUNCE_LEN, SIGNATURE_CONTEXT, SIGNATURE_LEN, VERSION,

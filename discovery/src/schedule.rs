@@ -13,6 +13,9 @@ use crate::name::DeviceId;
 pub const BURST_OFFSETS_MS: [u64; 4] = [0, 50, 150, 350];
 /// Default steady announce interval.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(1000);
+/// Least time between two announces sent in answer to newcomers
+/// ([`AnnounceSchedule::answer`]).
+pub const ANSWER_GAP: Duration = Duration::from_millis(100);
 /// Shortest steady interval accepted (shorter values are raised to it).
 pub const MIN_INTERVAL: Duration = Duration::from_millis(10);
 
@@ -36,6 +39,8 @@ pub struct AnnounceSchedule {
     /// Next burst slot to use; `BURST_OFFSETS_MS.len()` once the burst is over.
     burst_idx: usize,
     next: Instant,
+    /// When the last announce went out.
+    last_sent: Option<Instant>,
 }
 
 impl AnnounceSchedule {
@@ -50,6 +55,7 @@ impl AnnounceSchedule {
             burst_start_us: now.total_micros(),
             burst_idx: 0,
             next: now,
+            last_sent: None,
         }
     }
 
@@ -78,6 +84,7 @@ impl AnnounceSchedule {
     ///
     /// Missed slots are skipped (never a backlog of announces).
     pub fn on_sent(&mut self, now: Instant) {
+        self.last_sent = Some(now);
         let now_us = now.total_micros();
         while let Some(off) = BURST_OFFSETS_MS.get(self.burst_idx) {
             let at = self
@@ -107,6 +114,21 @@ impl AnnounceSchedule {
         self.burst_start_us = now.total_micros();
         self.burst_idx = 0;
         self.next = now;
+    }
+
+    /// A new peer was heard: make sure an announce goes out within
+    /// [`ANSWER_GAP`] (at once, unless one went out less than that ago), so
+    /// the newcomer learns us in about one trip instead of at our next steady
+    /// slot. Several newcomers within the gap share one announce; the steady
+    /// grid is not moved.
+    pub fn answer(&mut self, now: Instant) {
+        let at = match self.last_sent {
+            Some(t) if t + ANSWER_GAP > now => t + ANSWER_GAP,
+            _ => now,
+        };
+        if at < self.next {
+            self.next = at;
+        }
     }
 
     /// First steady slot strictly after `t_us`.

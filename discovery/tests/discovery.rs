@@ -676,3 +676,93 @@ fn every_rejection_label_is_reached_and_counted() {
     }
     assert!(total.by_label().iter().all(|(_, n)| *n >= 1));
 }
+
+#[test]
+fn a_handshake_identity_is_admitted_like_a_first_announce() {
+    let mut a = node_with(roomy("node-a", 1), 1, ms(0));
+    let key_b = test_key(2).verifying_key().to_bytes();
+    // Unknown id, TOFU on: the handshake creates the binding...
+    assert_eq!(a.admit(ms(1), &id("node-b"), &key_b), Ok(()));
+    assert_eq!(a.binding(&id("node-b")).unwrap().device_key, key_b);
+    assert!(
+        a.peer(&id("node-b")).is_none(),
+        "a binding, not a peer entry"
+    );
+    // ...which then holds against another key, in handshakes and announces.
+    let other = test_key(9).verifying_key().to_bytes();
+    assert_eq!(
+        a.admit(ms(2), &id("node-b"), &other),
+        Err(AnnounceError::KeyMismatch)
+    );
+    assert_eq!(a.admit(ms(3), &id("node-b"), &key_b), Ok(()));
+    assert_eq!(a.counters().admitted, 2);
+    assert_eq!(a.counters().admit_refused, 1);
+    assert_eq!(a.counters().key_mismatch, 0, "announce counters untouched");
+    // The real node's announce is accepted under the binding it made.
+    let mut b = node_with(roomy("node-b", 2), 2, ms(0));
+    let from_b = b.poll_transmit(ms(0)).unwrap();
+    assert_eq!(
+        a.handle_datagram(ms(4), src(10, 0, 2, 16), &from_b),
+        Ok(Some(PeerEvent::Found(id("node-b"))))
+    );
+    // Our own id is never admitted.
+    assert_eq!(
+        a.admit(ms(5), &id("node-a"), &key_b),
+        Err(AnnounceError::SelfAnnounce)
+    );
+}
+
+#[test]
+fn pinned_only_and_full_stores_refuse_handshake_identities() {
+    let mut cfg = roomy("node-a", 1);
+    cfg.trust_on_first_use = false;
+    cfg.pinned = vec![(id("node-p"), test_key(3).verifying_key().to_bytes())];
+    let mut a = node_with(cfg, 1, ms(0));
+    let key = test_key(2).verifying_key().to_bytes();
+    assert_eq!(
+        a.admit(ms(1), &id("node-b"), &key),
+        Err(AnnounceError::Unpinned)
+    );
+    assert_eq!(
+        a.admit(
+            ms(1),
+            &id("node-p"),
+            &test_key(3).verifying_key().to_bytes()
+        ),
+        Ok(())
+    );
+    assert_eq!(
+        a.admit(ms(1), &id("node-p"), &key),
+        Err(AnnounceError::KeyMismatch)
+    );
+
+    let mut cfg = roomy("node-a", 1);
+    cfg.max_tofu_bindings = 1;
+    let mut a = node_with(cfg, 1, ms(0));
+    assert_eq!(a.admit(ms(1), &id("node-b"), &key), Ok(()));
+    assert_eq!(
+        a.admit(ms(1), &id("node-c"), &key),
+        Err(AnnounceError::TableFull),
+        "fail closed, never evict a binding"
+    );
+}
+
+#[test]
+fn hearing_a_newcomer_brings_our_next_announce_forward() {
+    let mut a = node("node-a", 1, ms(0));
+    let mut b = node("node-b", 2, ms(0));
+    // a is past its burst, far from its next steady slot.
+    let mut t = 0;
+    while t < 1_500 {
+        let _ = a.poll_transmit(ms(t));
+        t += 1;
+    }
+    let steady = a.poll_at();
+    let from_b = b.poll_transmit(ms(1_500)).unwrap();
+    assert_eq!(
+        a.handle_datagram(ms(1_500), src(10, 0, 2, 16), &from_b),
+        Ok(Some(PeerEvent::Found(id("node-b"))))
+    );
+    assert!(a.poll_at() <= ms(1_500) && steady > ms(1_600));
+    assert!(a.poll_transmit(ms(1_500)).is_some());
+}

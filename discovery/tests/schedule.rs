@@ -143,3 +143,36 @@ fn changing_services_reannounces_soon_and_peers_see_an_update() {
     a.set_ports(ms(3_000), port(9000), None);
     assert_eq!(a.poll_at(), next);
 }
+
+#[test]
+fn a_newcomer_is_answered_at_once_and_answers_share_the_gap() {
+    let node = id("node-a");
+    let mut s = AnnounceSchedule::new(&node, DEFAULT_INTERVAL, ms(0));
+    // Past the burst, between steady slots.
+    let times = send_times(&mut s, 0, 2_000);
+    let last = *times.last().unwrap();
+    let next_steady = (s.poll_at().total_micros() + 999) / 1000; // first 1 ms step at or after the slot
+    let t = last + 300;
+    assert!(t < next_steady, "the test needs a gap before the next slot");
+    s.answer(ms(t));
+    assert_eq!(s.poll_at(), ms(t), "answered at once");
+    assert!(s.poll(ms(t)));
+    // A second newcomer 10 ms later waits for the gap, not for the grid.
+    s.answer(ms(t + 10));
+    assert_eq!(s.poll_at(), ms(t) + ANSWER_GAP);
+    assert!(s.poll(ms(t + 100)));
+    // The steady grid is where it was.
+    let after: Vec<i64> = send_times(&mut s, t + 101, next_steady + 2_001);
+    assert_eq!(after[0], next_steady);
+    assert_eq!(after[1] - after[0], 1000);
+}
+
+#[test]
+fn an_answer_never_delays_an_announce_already_due_sooner() {
+    let node = id("node-a");
+    let mut s = AnnounceSchedule::new(&node, DEFAULT_INTERVAL, ms(0));
+    assert!(s.poll(ms(0)));
+    assert_eq!(s.poll_at(), ms(50));
+    s.answer(ms(10)); // within the gap of the announce at 0: 100 ms > the burst slot at 50
+    assert_eq!(s.poll_at(), ms(50));
+}

@@ -57,26 +57,18 @@ fn median_us(iters: usize, mut f: impl FnMut()) -> f64 {
     median(per_run)
 }
 
-struct Trust(Binding);
-
-impl TrustStore for Trust {
-    fn binding(&self, device_id: &str) -> Option<Binding> {
-        (device_id == "node-a").then_some(self.0)
-    }
-}
-
-fn attested_handshake(a: &Identity, b: &Identity, trust: &Trust, rng: &mut ChaCha20Rng) {
+fn attested_handshake(a: &Identity, b: &Identity, trust: &StaticTrust, rng: &mut ChaCha20Rng) {
     let cfg = HandshakeConfig::default();
     let now = Instant::from_millis(0);
     let mut i = Initiator::new(a, b.device_id(), b.binding(), rng, now, &cfg).unwrap();
     let mut r = Responder::new(b, rng, now, &cfg).unwrap();
     let mut buf = [0u8; MAX_HANDSHAKE_MESSAGE_LEN];
     let n = i.write_message(&mut buf).unwrap();
-    r.read_message(now, &buf[..n], trust).unwrap();
+    r.read_message(now, &buf[..n], &mut trust.clone()).unwrap();
     let n = r.write_message(&mut buf).unwrap();
     i.read_message(now, &buf[..n]).unwrap();
     let n = i.write_message(&mut buf).unwrap();
-    r.read_message(now, &buf[..n], trust).unwrap();
+    r.read_message(now, &buf[..n], &mut trust.clone()).unwrap();
     black_box((i.into_session().unwrap(), r.into_session().unwrap()));
 }
 
@@ -148,7 +140,7 @@ fn main() {
     let a = Identity::from_secret_bytes("node-a", &[1; 32], &a_secret).unwrap();
     let b = Identity::from_secret_bytes("node-b", &[2; 32], &b_secret).unwrap();
     let b_public = b.noise_static_public();
-    let trust = Trust(a.binding());
+    let trust = StaticTrust::new().with_identity(&a);
     let mut rng = ChaCha20Rng::seed_from_u64(1);
     let _ = rng.next_u32();
 

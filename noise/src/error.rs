@@ -20,8 +20,11 @@ pub enum NoiseError {
     BadSignature,
     /// The authenticated keys are not the keys bound to the claimed device id.
     IdentityMismatch,
-    /// The trust store has no binding for the claimed device id.
+    /// The trust store has no binding for the claimed device id and may not create one.
     UnknownPeer,
+    /// The responder's policy declines the session: it already holds (or is
+    /// opening) the session that wins for this pair of peers.
+    SessionExists,
     /// The handshake deadline passed before it completed.
     HandshakeTimeout,
     /// The half-open handshake limit is reached.
@@ -47,6 +50,7 @@ impl NoiseError {
             NoiseError::BadSignature => "bad-signature",
             NoiseError::IdentityMismatch => "identity-mismatch",
             NoiseError::UnknownPeer => "unknown-peer",
+            NoiseError::SessionExists => "session-exists",
             NoiseError::HandshakeTimeout => "handshake-timeout",
             NoiseError::HandshakeLimit => "handshake-limit",
             NoiseError::BadState => "bad-state",

@@ -341,13 +341,14 @@ impl Responder {
         write_frame_with(out, |body| self.write_message(body))
     }
 
-    /// Read message 1 or 3. On message 3 the initiator's attestation is
-    /// checked against `trust`. Any error fails the handshake for good.
+    /// Read message 1 or 3. On message 3 the initiator's attestation must
+    /// verify, then `trust` must admit its (id, device key). Any error fails
+    /// the handshake for good.
     pub fn read_message<T: TrustStore + ?Sized>(
         &mut self,
         now: Instant,
         msg: &[u8],
-        trust: &T,
+        trust: &mut T,
     ) -> Result<(), NoiseError> {
         let r = match self.step {
             RStep::AwaitMsg1 => self.read_msg1(now, msg),
@@ -380,7 +381,7 @@ impl Responder {
         &mut self,
         now: Instant,
         msg: &[u8],
-        trust: &T,
+        trust: &mut T,
     ) -> Result<(), NoiseError> {
         if now >= self.deadline {
             return Err(NoiseError::HandshakeTimeout);
@@ -392,14 +393,12 @@ impl Responder {
         let n = self.raw.read(msg, &mut payload)?;
         let att = Attestation::decode(payload.get(..n).ok_or(NoiseError::Malformed)?)?;
         self.claimed = Some(att.device_id);
-        let binding = trust
-            .binding(att.device_id.as_str())
-            .ok_or(NoiseError::UnknownPeer)?;
         let remote_static = self.raw.remote_static().ok_or(NoiseError::BadState)?;
-        if remote_static != binding.noise_static || att.device_key != binding.device_key {
-            return Err(NoiseError::IdentityMismatch);
-        }
+        // The device key signed this handshake (h2) and the static key `se`
+        // just authenticated: the key speaks for this handshake. Only then
+        // ask whether it may speak for the id (which may create a TOFU binding).
         att.verify(Role::Initiator, &self.h2, &remote_static)?;
+        trust.admit(&att.device_id, &att.device_key)?;
         self.step = RStep::Done;
         Ok(())
     }
@@ -501,7 +500,7 @@ impl Handshake {
         &mut self,
         now: Instant,
         msg: &[u8],
-        trust: &T,
+        trust: &mut T,
     ) -> Result<(), NoiseError> {
         match self {
             Handshake::Initiator(h) => h.read_message(now, msg),

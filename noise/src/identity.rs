@@ -2,8 +2,9 @@
 //!
 //! A node has one Ed25519 *device key* (signs attestations and announces) and
 //! one X25519 *Noise static key* (authenticates the Noise handshake). A
-//! [`Binding`] is the pair of public keys a device id is bound to; the peer
-//! table implements [`TrustStore`] to answer "which keys belong to this id".
+//! [`Binding`] is the pair of public keys an initiator expects of the peer it
+//! dials (from its signed announce); a responder asks its [`TrustStore`]
+//! whether the device key an initiator proved may speak for the id it claimed.
 
 use core::fmt;
 
@@ -26,15 +27,25 @@ pub struct Binding {
     pub noise_static: [u8; 32],
 }
 
-/// Where the responder looks up the keys bound to an initiator's device id.
+/// The responder's identity decision for message 3.
+///
+/// The initiator's attestation has already verified when this is asked: the
+/// holder of `device_key` signed this very handshake (its hash and the
+/// authenticated Noise static key) as `device_id`. What remains is whether
+/// that key may speak for that id here: a pinned binding, an earlier
+/// trust-on-first-use binding, or a TOFU binding the store creates now.
 pub trait TrustStore {
-    /// The binding of `device_id`, or `None` when the peer is unknown.
-    fn binding(&self, device_id: &str) -> Option<Binding>;
+    /// `Ok(())` admits the initiator (the id is bound to exactly this key,
+    /// now or before). Errors: `identity-mismatch` (the id is bound to
+    /// another key), `unknown-peer` (no binding and none may be created:
+    /// pinned-only, or the store is full), `session-exists` (local policy
+    /// declines a second session with this peer).
+    fn admit(&mut self, device_id: &DeviceId, device_key: &[u8; 32]) -> Result<(), NoiseError>;
 }
 
-impl<T: TrustStore + ?Sized> TrustStore for &T {
-    fn binding(&self, device_id: &str) -> Option<Binding> {
-        (**self).binding(device_id)
+impl<T: TrustStore + ?Sized> TrustStore for &mut T {
+    fn admit(&mut self, device_id: &DeviceId, device_key: &[u8; 32]) -> Result<(), NoiseError> {
+        (**self).admit(device_id, device_key)
     }
 }
 
@@ -43,8 +54,50 @@ impl<T: TrustStore + ?Sized> TrustStore for &T {
 pub struct NoTrust;
 
 impl TrustStore for NoTrust {
-    fn binding(&self, _device_id: &str) -> Option<Binding> {
-        None
+    fn admit(&mut self, _device_id: &DeviceId, _device_key: &[u8; 32]) -> Result<(), NoiseError> {
+        Err(NoiseError::UnknownPeer)
+    }
+}
+
+/// Most bindings a [`StaticTrust`] holds.
+pub const MAX_STATIC_TRUST: usize = 64;
+
+/// A fixed list of (device id, device key) pins, nothing learned
+/// (tests, benchmarks, tools with provisioned trust).
+#[derive(Clone, Debug, Default)]
+pub struct StaticTrust {
+    pins: alloc::vec::Vec<(DeviceId, [u8; 32])>,
+}
+
+impl StaticTrust {
+    /// An empty store.
+    pub fn new() -> Self {
+        StaticTrust::default()
+    }
+
+    /// Adds a pin (ignored beyond [`MAX_STATIC_TRUST`]; a later pin for the same id replaces it).
+    pub fn with(mut self, device_id: &DeviceId, device_key: [u8; 32]) -> Self {
+        self.pins.retain(|(d, _)| d != device_id);
+        if self.pins.len() < MAX_STATIC_TRUST {
+            self.pins.push((*device_id, device_key));
+        }
+        self
+    }
+
+    /// Pins the device key of `identity`.
+    pub fn with_identity(self, identity: &Identity) -> Self {
+        let key = identity.device_public_key();
+        self.with(identity.device_id(), key)
+    }
+}
+
+impl TrustStore for StaticTrust {
+    fn admit(&mut self, device_id: &DeviceId, device_key: &[u8; 32]) -> Result<(), NoiseError> {
+        match self.pins.iter().find(|(d, _)| d == device_id) {
+            Some((_, k)) if k == device_key => Ok(()),
+            Some(_) => Err(NoiseError::IdentityMismatch),
+            None => Err(NoiseError::UnknownPeer),
+        }
     }
 }
 

@@ -41,7 +41,9 @@ pub use handshake::{
     Handshake, HandshakeConfig, HandshakeStatus, Initiator, Responder, DEFAULT_HANDSHAKE_TIMEOUT,
     MAX_HANDSHAKE_MESSAGE_LEN, MAX_MSG2_LEN, MAX_MSG3_LEN, MSG1_LEN,
 };
-pub use identity::{Binding, Identity, NoTrust, TrustStore, TEST_KEYS_WARNING};
+pub use identity::{
+    Binding, Identity, NoTrust, StaticTrust, TrustStore, MAX_STATIC_TRUST, TEST_KEYS_WARNING,
+};
 pub use limiter::{HandshakeLimiter, HandshakeTicket, DEFAULT_MAX_HALF_OPEN, MAX_HALF_OPEN_CAP};
 pub use resolver::SeededResolver;
 pub use session::{Session, SessionKeys, SessionState};

@@ -86,7 +86,8 @@ fn spoofed_announce_pointing_at_another_node_is_rejected() {
     let mut resp = Responder::new(&c.id, &mut r, t(0), &cfg).unwrap();
     let mut buf = [0u8; MAX_HANDSHAKE_MESSAGE_LEN];
     let n = init.write_message(&mut buf).unwrap();
-    resp.read_message(t(1), &buf[..n], &trust_of(&a)).unwrap();
+    resp.read_message(t(1), &buf[..n], &mut trust_of(&a))
+        .unwrap();
     let n = resp.write_message(&mut buf).unwrap();
     assert_eq!(
         init.read_message(t(2), &buf[..n]),
@@ -106,18 +107,57 @@ fn unknown_initiator_is_rejected() {
 }
 
 #[test]
-fn device_id_bound_to_another_static_key_is_rejected() {
+fn static_key_attested_by_the_bound_device_key_is_accepted() {
+    // The responder needs no announce of the initiator: the bound device key
+    // signs the static key the handshake authenticated, so a static key other
+    // than an (older) announced one is fine (rotation) once attested.
     let (a, b) = pair();
-    let thief = keys("node-t", 8);
+    let other = keys("node-t", 8);
     let trust = MapTrust::default().with(
         "node-a",
         Binding {
-            noise_static: thief.id.noise_static_public(),
+            noise_static: other.id.noise_static_public(),
             ..a.id.binding()
         },
     );
-    let err = handshake(&a.id, &b.id, b.id.binding(), &trust, 9).unwrap_err();
-    assert_eq!(err, (Side::Responder, NoiseError::IdentityMismatch));
+    let (_, resp) = handshake(&a.id, &b.id, b.id.binding(), &trust, 9).unwrap();
+    assert_eq!(resp.peer_device_id().as_str(), "node-a");
+}
+
+#[test]
+fn attestation_over_another_static_key_is_rejected_before_trust_is_asked() {
+    // node-a's real device key signed over a static key that is not the one
+    // this handshake authenticated: bad-signature, and the trust store (which
+    // could create a TOFU binding) is never consulted.
+    let (a, b) = pair();
+    let stolen = keys("node-s", 9);
+    let (mut evil, msg1) =
+        EvilInitiator::start(&stolen.static_secret, &b.id.noise_static_public(), 6);
+    let (mut resp, msg2) = responder_after_msg2(&b.id, &msg1, &trust_of(&a), 17);
+    evil.read_msg2(&msg2);
+    let key = SigningKey::from_bytes(&a.device_seed);
+    let sig = sign_attestation(
+        INITIATOR_CONTEXT,
+        &key,
+        &evil.h2(),
+        &a.id.noise_static_public(),
+        "node-a",
+    );
+    let msg3 = evil.msg3(&encode_attestation(
+        "node-a",
+        &a.id.device_public_key(),
+        &sig,
+    ));
+    struct Panics;
+    impl TrustStore for Panics {
+        fn admit(&mut self, _: &DeviceId, _: &[u8; 32]) -> Result<(), NoiseError> {
+            panic!("trust consulted before the attestation verified");
+        }
+    }
+    assert_eq!(
+        resp.read_message(t(3), &msg3, &mut Panics),
+        Err(NoiseError::BadSignature)
+    );
 }
 
 #[test]
@@ -167,7 +207,7 @@ fn evil_initiator_following_the_spec_is_accepted() {
         &a.id.device_public_key(),
         &sig,
     ));
-    resp.read_message(t(3), &msg3, &trust_of(&a)).unwrap();
+    resp.read_message(t(3), &msg3, &mut trust_of(&a)).unwrap();
     assert_eq!(
         resp.into_session().unwrap().peer_device_id().as_str(),
         "node-a"
@@ -195,7 +235,7 @@ fn initiator_attestation_signed_by_another_key_is_rejected() {
         &sig,
     ));
     assert_eq!(
-        resp.read_message(t(3), &msg3, &trust_of(&a)),
+        resp.read_message(t(3), &msg3, &mut trust_of(&a)),
         Err(NoiseError::BadSignature)
     );
     assert_eq!(resp.claimed_peer().map(|d| d.as_str()), Some("node-a"));
@@ -222,7 +262,7 @@ fn responder_context_signature_is_not_accepted_from_the_initiator() {
         &sig,
     ));
     assert_eq!(
-        resp.read_message(t(3), &msg3, &trust_of(&a)),
+        resp.read_message(t(3), &msg3, &mut trust_of(&a)),
         Err(NoiseError::BadSignature)
     );
 }
@@ -245,7 +285,7 @@ fn valid_attestation_replayed_into_a_second_handshake_is_rejected() {
     );
     let captured = encode_attestation("node-a", &a.id.device_public_key(), &sig);
     let msg3 = evil.msg3(&captured);
-    resp.read_message(t(3), &msg3, &trust_of(&a)).unwrap();
+    resp.read_message(t(3), &msg3, &mut trust_of(&a)).unwrap();
 
     // Handshake 2: same static key, the captured attestation replayed.
     let (mut evil2, msg1) = EvilInitiator::start(&a.static_secret, &b.id.noise_static_public(), 5);
@@ -253,7 +293,7 @@ fn valid_attestation_replayed_into_a_second_handshake_is_rejected() {
     evil2.read_msg2(&msg2);
     let msg3 = evil2.msg3(&captured);
     assert_eq!(
-        resp2.read_message(t(3), &msg3, &trust_of(&a)),
+        resp2.read_message(t(3), &msg3, &mut trust_of(&a)),
         Err(NoiseError::BadSignature)
     );
     assert!(resp2.into_session().is_err());
@@ -278,7 +318,7 @@ fn malformed_attestations_are_rejected_as_malformed() {
         evil.read_msg2(&msg2);
         let msg3 = evil.msg3(&payload);
         assert_eq!(
-            resp.read_message(t(3), &msg3, &trust_of(&a)),
+            resp.read_message(t(3), &msg3, &mut trust_of(&a)),
             Err(NoiseError::Malformed)
         );
     }
@@ -299,7 +339,7 @@ fn message1_with_a_payload_is_refused() {
     let n = raw.write(b"x", &mut buf).unwrap();
     let mut resp = Responder::new(&b.id, &mut rng(1), t(0), &HandshakeConfig::default()).unwrap();
     assert_eq!(
-        resp.read_message(t(1), &buf[..n], &NoTrust),
+        resp.read_message(t(1), &buf[..n], &mut NoTrust),
         Err(NoiseError::Oversized)
     );
 }
@@ -318,7 +358,7 @@ fn other_prologue_version_cannot_talk_to_us() {
     let n = raw.write(&[], &mut buf).unwrap();
     let mut resp = Responder::new(&b.id, &mut rng(1), t(0), &HandshakeConfig::default()).unwrap();
     assert_eq!(
-        resp.read_message(t(1), &buf[..n], &NoTrust),
+        resp.read_message(t(1), &buf[..n], &mut NoTrust),
         Err(NoiseError::DecryptFailed)
     );
 }
@@ -346,7 +386,7 @@ fn handshake_times_out() {
     let mut buf = [0u8; MAX_HANDSHAKE_MESSAGE_LEN];
     let n = init.write_message(&mut buf).unwrap();
     assert_eq!(
-        resp.read_message(t(1500), &buf[..n], &trust_of(&a)),
+        resp.read_message(t(1500), &buf[..n], &mut trust_of(&a)),
         Err(NoiseError::HandshakeTimeout)
     );
     assert_eq!(resp.status(), HandshakeStatus::Failed);
@@ -372,7 +412,8 @@ fn calls_out_of_turn_are_bad_state_and_harmless() {
     let n = init.write_message(&mut buf).unwrap();
     assert_eq!(n, MSG1_LEN);
     assert_eq!(init.write_message(&mut buf), Err(NoiseError::BadState));
-    resp.read_message(t(1), &buf[..n], &trust_of(&a)).unwrap();
+    resp.read_message(t(1), &buf[..n], &mut trust_of(&a))
+        .unwrap();
     assert_eq!(
         resp.write_message(&mut buf[..40]),
         Err(NoiseError::BufferTooSmall)
@@ -387,7 +428,8 @@ fn calls_out_of_turn_are_bad_state_and_harmless() {
         );
     }
     let n = init.write_message(&mut buf).unwrap();
-    resp.read_message(t(3), &buf[..n], &trust_of(&a)).unwrap();
+    resp.read_message(t(3), &buf[..n], &mut trust_of(&a))
+        .unwrap();
     assert!(init.into_session().is_ok() && resp.into_session().is_ok());
 }
 
@@ -402,13 +444,15 @@ fn handshake_enum_drives_either_side() {
         ),
         Handshake::Responder(Responder::new(&b.id, &mut r, t(0), &cfg).unwrap()),
     ];
-    let trust = trust_of(&a);
+    let mut trust = trust_of(&a);
     let mut buf = [0u8; MAX_HANDSHAKE_MESSAGE_LEN];
     let mut turn = 0;
     for _ in 0..3 {
         assert!(hs[turn].wants_write());
         let n = hs[turn].write_message(&mut buf).unwrap();
-        hs[1 - turn].read_message(t(1), &buf[..n], &trust).unwrap();
+        hs[1 - turn]
+            .read_message(t(1), &buf[..n], &mut trust)
+            .unwrap();
         turn = 1 - turn;
     }
     assert!(hs.iter().all(|h| h.is_finished()));

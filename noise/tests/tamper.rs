@@ -38,13 +38,13 @@ fn transcript(a: &Keys, b: &Keys) -> [Vec<u8>; 3] {
     let mut buf = [0u8; MAX_HANDSHAKE_MESSAGE_LEN];
     let n = r.init.write_message(&mut buf).unwrap();
     let m1 = buf[..n].to_vec();
-    r.resp.read_message(t(1), &m1, &trust(a)).unwrap();
+    r.resp.read_message(t(1), &m1, &mut trust(a)).unwrap();
     let n = r.resp.write_message(&mut buf).unwrap();
     let m2 = buf[..n].to_vec();
     r.init.read_message(t(2), &m2).unwrap();
     let n = r.init.write_message(&mut buf).unwrap();
     let m3 = buf[..n].to_vec();
-    r.resp.read_message(t(3), &m3, &trust(a)).unwrap();
+    r.resp.read_message(t(3), &m3, &mut trust(a)).unwrap();
     assert!(r.init.into_session().is_ok() && r.resp.into_session().is_ok());
     [m1, m2, m3]
 }
@@ -54,15 +54,15 @@ fn transcript(a: &Keys, b: &Keys) -> [Vec<u8>; 3] {
 fn deliver(a: &Keys, b: &Keys, honest: &[Vec<u8>; 3], index: usize, bad: &[u8]) -> NoiseError {
     let mut r = fresh(a, b);
     let mut buf = [0u8; MAX_HANDSHAKE_MESSAGE_LEN];
-    let tr = trust(a);
+    let mut tr = trust(a);
     r.init.write_message(&mut buf).unwrap();
     if index == 0 {
-        let e = r.resp.read_message(t(1), bad, &tr).unwrap_err();
+        let e = r.resp.read_message(t(1), bad, &mut tr).unwrap_err();
         assert_eq!(r.resp.status(), HandshakeStatus::Failed);
         assert!(r.resp.into_session().is_err());
         return e;
     }
-    r.resp.read_message(t(1), &honest[0], &tr).unwrap();
+    r.resp.read_message(t(1), &honest[0], &mut tr).unwrap();
     r.resp.write_message(&mut buf).unwrap();
     if index == 1 {
         let e = r.init.read_message(t(2), bad).unwrap_err();
@@ -73,7 +73,7 @@ fn deliver(a: &Keys, b: &Keys, honest: &[Vec<u8>; 3], index: usize, bad: &[u8]) 
     }
     r.init.read_message(t(2), &honest[1]).unwrap();
     r.init.write_message(&mut buf).unwrap();
-    let e = r.resp.read_message(t(3), bad, &tr).unwrap_err();
+    let e = r.resp.read_message(t(3), bad, &mut tr).unwrap_err();
     assert_eq!(r.resp.status(), HandshakeStatus::Failed);
     assert!(r.resp.into_session().is_err());
     e
@@ -158,7 +158,9 @@ fn messages_from_another_run_are_rejected() {
     let mut other_r = Responder::new(&b.id, &mut rng(51), t(0), &cfg).unwrap();
     let mut buf = [0u8; MAX_HANDSHAKE_MESSAGE_LEN];
     let n = other_i.write_message(&mut buf).unwrap();
-    other_r.read_message(t(1), &buf[..n], &trust(&a)).unwrap();
+    other_r
+        .read_message(t(1), &buf[..n], &mut trust(&a))
+        .unwrap();
     let n = other_r.write_message(&mut buf).unwrap();
     let other_m2 = buf[..n].to_vec();
     other_i.read_message(t(2), &other_m2).unwrap();

@@ -256,7 +256,7 @@ fn handshake_and_session_share_one_stream() {
     // Handshake frames, then session frames; the initiator's first data
     // frame arrives in the same chunk as message 3.
     let (a, b) = (keys("node-a", 1), keys("node-b", 2));
-    let trust = MapTrust::default().with("node-a", a.id.binding());
+    let mut trust = MapTrust::default().with("node-a", a.id.binding());
     let cfg = HandshakeConfig::default();
     let mut init = Handshake::Initiator(
         Initiator::new(
@@ -277,10 +277,10 @@ fn handshake_and_session_share_one_stream() {
     let n = init.write_frame(&mut buf).unwrap();
     let (used, f) = dec_b.feed(&buf[..n]).unwrap();
     assert_eq!(used, n);
-    resp.read_message(t(1), f.unwrap(), &trust).unwrap();
+    resp.read_message(t(1), f.unwrap(), &mut trust).unwrap();
     let n = resp.write_frame(&mut buf).unwrap();
     let (_, f) = dec_a.feed(&buf[..n]).unwrap();
-    init.read_message(t(2), f.unwrap(), &NoTrust).unwrap();
+    init.read_message(t(2), f.unwrap(), &mut NoTrust).unwrap();
     let n = init.write_frame(&mut buf).unwrap();
     let mut wire = buf[..n].to_vec();
     let mut fa = FramedSession::new(init.into_session().unwrap(), MAX_MESSAGE_LEN);
@@ -290,7 +290,7 @@ fn handshake_and_session_share_one_stream() {
 
     // Responder: one chunk holds msg3 and the first data frame.
     let (used, f) = dec_b.feed(&wire).unwrap();
-    resp.read_message(t(3), f.unwrap(), &trust).unwrap();
+    resp.read_message(t(3), f.unwrap(), &mut trust).unwrap();
     assert!(dec_b.is_idle());
     let mut fb = FramedSession::new(resp.into_session().unwrap(), MAX_MESSAGE_LEN);
     assert_eq!(

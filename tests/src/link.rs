@@ -337,7 +337,7 @@ impl<H: dsb_transports::udpsec::Handshake> Node for dsb_transports::udpsec::Conn
             self,
             now,
             datagram,
-            &dsb_noise::NoTrust,
+            &mut dsb_noise::NoTrust,
         );
     }
     fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {

@@ -29,6 +29,8 @@ impl Pattern {
 pub struct Marker {
     /// `None` for unprefixed lines.
     pub node: Option<String>,
+    /// Matches lines of every node and unprefixed lines (`node` is ignored).
+    pub any_node: bool,
     pub pattern: Pattern,
 }
 
@@ -36,20 +38,39 @@ impl Marker {
     pub fn exact(node: Option<&str>, text: &str) -> Self {
         Marker {
             node: node.map(str::to_string),
+            any_node: false,
             pattern: Pattern::Exact(text.to_string()),
         }
     }
     pub fn prefix(node: Option<&str>, text: &str) -> Self {
         Marker {
             node: node.map(str::to_string),
+            any_node: false,
             pattern: Pattern::Prefix(text.to_string()),
         }
+    }
+    /// A line starting with `text` from any node or from the image itself
+    /// (for forbidden markers such as `SELFTEST: FAIL`).
+    pub fn prefix_anywhere(text: &str) -> Self {
+        Marker {
+            node: None,
+            any_node: true,
+            pattern: Pattern::Prefix(text.to_string()),
+        }
+    }
+
+    /// Whether `line` (a whole console line) is this marker.
+    pub fn matches(&self, line: &str) -> bool {
+        let (node, text) = split_node(line);
+        (self.any_node || node == self.node.as_deref()) && self.pattern.matches(text)
     }
 }
 
 impl std::fmt::Display for Marker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if let Some(n) = &self.node {
+        if self.any_node {
+            write!(f, "[*] ")?;
+        } else if let Some(n) = &self.node {
             write!(f, "[{n}] ")?;
         }
         match &self.pattern {
@@ -79,10 +100,11 @@ pub fn split_node(line: &str) -> (Option<&str>, &str) {
 
 /// Checks that every required marker appears, each node's in order.
 /// Returns the first missing marker and, for context, the last one matched
-/// for that node.
-pub fn check_required(lines: &[Line], required: &[Marker]) -> Result<(), String> {
+/// for that node; on success, the index of the last line matched.
+pub fn check_required(lines: &[Line], required: &[Marker]) -> Result<usize, String> {
     // Per node, the index of the next line to search from.
     let mut cursors: Vec<(Option<String>, usize, Option<String>)> = Vec::new();
+    let mut last_line = 0;
     for m in required {
         let slot = match cursors.iter().position(|(n, _, _)| *n == m.node) {
             Some(i) => i,
@@ -92,14 +114,16 @@ pub fn check_required(lines: &[Line], required: &[Marker]) -> Result<(), String>
             }
         };
         let (_, from, last) = &mut cursors[slot];
-        let found = lines.iter().enumerate().skip(*from).find(|(_, l)| {
-            let (node, text) = split_node(&l.text);
-            node == m.node.as_deref() && m.pattern.matches(text)
-        });
+        let found = lines
+            .iter()
+            .enumerate()
+            .skip(*from)
+            .find(|(_, l)| m.matches(&l.text));
         match found {
             Some((i, _)) => {
                 *from = i + 1;
                 *last = Some(m.to_string());
+                last_line = last_line.max(i);
             }
             None => {
                 let after = match last {
@@ -110,16 +134,32 @@ pub fn check_required(lines: &[Line], required: &[Marker]) -> Result<(), String>
             }
         }
     }
-    Ok(())
+    Ok(last_line)
+}
+
+/// Checks that `verdict` (e.g. the unprefixed `SELFTEST: all ok`) comes
+/// after every required marker of every node: a run may only pass once all
+/// it claims has been shown.
+pub fn check_verdict_last(
+    lines: &[Line],
+    required: &[Marker],
+    verdict: &Marker,
+) -> Result<(), String> {
+    let last = check_required(lines, required)?;
+    match lines.iter().position(|l| verdict.matches(&l.text)) {
+        Some(i) if i > last => Ok(()),
+        Some(_) => Err(format!(
+            "`{verdict}` printed before the last required marker ({:?})",
+            lines.get(last).map(|l| l.text.as_str()).unwrap_or("")
+        )),
+        None => Err(format!("missing marker `{verdict}`")),
+    }
 }
 
 /// Checks that no forbidden marker appears anywhere.
 pub fn check_forbidden(lines: &[Line], forbidden: &[Marker]) -> Result<(), String> {
     for m in forbidden {
-        if let Some(l) = lines.iter().find(|l| {
-            let (node, text) = split_node(&l.text);
-            node == m.node.as_deref() && m.pattern.matches(text)
-        }) {
+        if let Some(l) = lines.iter().find(|l| m.matches(&l.text)) {
             return Err(format!("forbidden marker `{m}` appeared: {:?}", l.text));
         }
     }
@@ -172,6 +212,37 @@ mod tests {
         let err = check_required(&l, &req).unwrap_err();
         assert!(err.contains("SELFTEST: icmp ping ok"), "{err}");
         assert!(err.contains("after `net: dhcp bound ...`"), "{err}");
+    }
+
+    #[test]
+    fn forbidden_anywhere_catches_prefixed_failures() {
+        let l = lines(&["[node-b] SELFTEST: FAIL bulk mismatch", "PANIC: boom"]);
+        let fail = Marker::prefix_anywhere("SELFTEST: FAIL");
+        assert!(check_forbidden(&l, std::slice::from_ref(&fail)).is_err());
+        assert!(check_forbidden(&l[1..], std::slice::from_ref(&fail)).is_ok());
+        assert!(check_forbidden(&l[1..], &[Marker::prefix_anywhere("PANIC")]).is_err());
+    }
+
+    #[test]
+    fn the_verdict_must_follow_every_nodes_last_marker() {
+        let req = vec![
+            Marker::exact(Some("node-a"), "dsoftbusd: auth ok"),
+            Marker::exact(Some("node-b"), "dsoftbusd: auth ok"),
+        ];
+        let all_ok = Marker::exact(None, "SELFTEST: all ok");
+        let good = lines(&[
+            "[node-a] dsoftbusd: auth ok",
+            "[node-b] dsoftbusd: auth ok",
+            "SELFTEST: all ok",
+        ]);
+        check_verdict_last(&good, &req, &all_ok).unwrap();
+        let early = lines(&[
+            "[node-a] dsoftbusd: auth ok",
+            "SELFTEST: all ok",
+            "[node-b] dsoftbusd: auth ok",
+        ]);
+        let err = check_verdict_last(&early, &req, &all_ok).unwrap_err();
+        assert!(err.contains("before the last required marker"), "{err}");
     }
 
     #[test]

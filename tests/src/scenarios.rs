@@ -37,6 +37,10 @@ fn platform(node: Option<&str>) -> Vec<Marker> {
 /// `connects` = this node is the one that connects (lower device id).
 /// With `udpsec = Some(port)` the session runs over udp-sec, which adds its
 /// listener, session and self-test markers; otherwise over TCP.
+///
+/// The connecting node has found its peer before it connects; the
+/// accepting node needs nothing of the peer in advance, so its `peer found`
+/// may come before or after the session: see [`found`].
 fn session_over(node: &str, peer: &str, connects: bool, udpsec: Option<u16>) -> Vec<Marker> {
     let n = Some(node);
     let kind = if udpsec.is_some() { "udp-sec" } else { "tcp" };
@@ -47,10 +51,13 @@ fn session_over(node: &str, peer: &str, connects: bool, udpsec: Option<u16>) -> 
             &format!("dsoftbus: udp-sec os listener up {port}"),
         ));
     }
-    v.extend([
-        Marker::exact(n, &format!("dsoftbusd: discovery peer found device={peer}")),
-        Marker::exact(n, &format!("dsoftbusd: transport selected {kind}")),
-    ]);
+    if connects {
+        v.push(found(node, peer));
+    }
+    v.push(Marker::exact(
+        n,
+        &format!("dsoftbusd: transport selected {kind}"),
+    ));
     if connects {
         v.push(Marker::exact(
             n,
@@ -79,6 +86,14 @@ fn session_over(node: &str, peer: &str, connects: bool, udpsec: Option<u16>) -> 
     v
 }
 
+/// `node` found `peer` through discovery.
+fn found(node: &str, peer: &str) -> Marker {
+    Marker::exact(
+        Some(node),
+        &format!("dsoftbusd: discovery peer found device={peer}"),
+    )
+}
+
 /// The session markers over TCP.
 fn session(node: &str, peer: &str, connects: bool) -> Vec<Marker> {
     session_over(node, peer, connects, None)
@@ -98,7 +113,50 @@ fn fallback_session(node: &str, peer: &str, connects: bool) -> Vec<Marker> {
         1,
         Marker::exact(n, "dsoftbus: udp-sec os disabled (fallback tcp)"),
     );
-    v.push(Marker::exact(n, "SELFTEST: udp-sec fallback ok"));
+    v.push(Marker::exact(
+        n,
+        "SELFTEST: udp-sec fallback ok (udp-sec off)",
+    ));
+    v
+}
+
+/// Success markers an impostor must never print.
+fn no_success(node: &str) -> Vec<Marker> {
+    let n = Some(node);
+    [
+        "dsoftbusd: identity bound",
+        "dsoftbusd: auth ok",
+        "dsoftbus: udp-sec os session ok",
+        "SELFTEST: dsoftbus ping ok",
+        "dsoftbus:mux data ok",
+        "dsoftbusd: dual-node session ok",
+    ]
+    .iter()
+    .map(|t| Marker::prefix(n, t))
+    .collect()
+}
+
+/// Forbidden in every scenario that must pass: a failure or a panic on any node.
+fn no_failure() -> Vec<Marker> {
+    vec![
+        Marker::prefix_anywhere("SELFTEST: FAIL"),
+        Marker::prefix_anywhere("PANIC"),
+    ]
+}
+
+/// Every line that would say udp-sec did not carry a session of `nodes`.
+fn no_tcp_no_fallback(nodes: &[&str]) -> Vec<Marker> {
+    let mut v = no_failure();
+    for n in nodes {
+        v.extend([
+            Marker::exact(Some(n), "dsoftbusd: transport selected tcp"),
+            Marker::exact(Some(n), "dsoftbus:mux data ok (tcp)"),
+            Marker::prefix(Some(n), "dsoftbus: udp-sec os disabled"),
+            Marker::prefix(Some(n), "dsoftbus: udp-sec os unavailable"),
+            Marker::prefix(Some(n), "SELFTEST: udp-sec fallback ok"),
+            Marker::prefix(Some(n), "dsoftbusd: identity mismatch"),
+        ]);
+    }
     v
 }
 
@@ -113,7 +171,6 @@ pub fn all() -> Vec<Scenario> {
             "dsoftbusd: discovery up (udp multicast 239.42.0.1:37020)",
         ),
         Marker::exact(None, "dsoftbusd: discovery announce sent"),
-        Marker::exact(None, "SELFTEST: all ok"),
     ]);
     v.push(Scenario {
         name: "single",
@@ -123,34 +180,52 @@ pub fn all() -> Vec<Scenario> {
         expect_pass: true,
         required: single,
         anywhere: vec![],
-        forbidden: vec![Marker::prefix(None, "SELFTEST: FAIL")],
+        forbidden: no_failure(),
         timeout: Duration::from_secs(60),
+    });
+
+    // The README's headline run: `make run NODES=2`, default `auto`.
+    let mut headline = platform(Some("node-a"));
+    headline.extend(udpsec_session("node-a", "node-b", true, 37031));
+    headline.extend(platform(Some("node-b")));
+    headline.extend(udpsec_session("node-b", "node-a", false, 37032));
+    v.push(Scenario {
+        name: "headline",
+        about: "NODES=2, default transport auto: udp-sec carries the session, no fallback",
+        nodes: 2,
+        append: "nodes=2".into(),
+        expect_pass: true,
+        required: headline,
+        anywhere: vec![found("node-b", "node-a")],
+        forbidden: no_tcp_no_fallback(&["node-a", "node-b"]),
+        timeout: Duration::from_secs(90),
     });
 
     let mut dual = platform(Some("node-a"));
     dual.extend(session("node-a", "node-b", true));
     dual.extend(platform(Some("node-b")));
     dual.extend(session("node-b", "node-a", false));
-    dual.push(Marker::exact(None, "SELFTEST: all ok"));
+    let mut forbidden = no_failure();
+    forbidden.extend([
+        Marker::prefix(Some("node-a"), "dsoftbusd: identity mismatch"),
+        Marker::prefix(Some("node-b"), "dsoftbusd: identity mismatch"),
+    ]);
     v.push(Scenario {
         name: "dual",
-        about: "NODES=2: two stacks find each other, authenticate, bind identities, exchange data",
+        about: "NODES=2 transport=tcp: two stacks find each other, authenticate, bind identities, exchange data",
         nodes: 2,
         append: "nodes=2 transport=tcp".into(),
         expect_pass: true,
         required: dual,
-        anywhere: vec![],
-        forbidden: vec![
-            Marker::prefix(None, "SELFTEST: FAIL"),
-            Marker::prefix(Some("node-a"), "dsoftbusd: identity mismatch"),
-            Marker::prefix(Some("node-b"), "dsoftbusd: identity mismatch"),
-        ],
+        anywhere: vec![found("node-b", "node-a")],
+        forbidden,
         timeout: Duration::from_secs(90),
     });
 
     let mut spoof = session("node-a", "node-b", true);
     spoof.extend(session("node-b", "node-a", false));
-    spoof.push(Marker::exact(None, "SELFTEST: all ok"));
+    let mut forbidden = no_failure();
+    forbidden.extend(no_success("node-c"));
     v.push(Scenario {
         name: "spoof",
         about: "NODES=3 SCENARIO=spoof: a third stack claims node-b's id with its own keys and is rejected",
@@ -162,8 +237,12 @@ pub fn all() -> Vec<Scenario> {
             Marker::exact(Some("node-a"), "dsoftbusd: identity mismatch peer=node-b"),
             Marker::exact(Some("node-a"), "dsoftbusd: announce ignored (key-mismatch)"),
             Marker::exact(Some("node-b"), "dsoftbusd: announce ignored (self)"),
+            Marker::exact(
+                Some("node-c"),
+                "dsoftbusd: session refused peer=node-a reason=refused",
+            ),
         ],
-        forbidden: vec![Marker::prefix(None, "SELFTEST: FAIL")],
+        forbidden,
         timeout: Duration::from_secs(90),
     });
 
@@ -171,16 +250,6 @@ pub fn all() -> Vec<Scenario> {
     udpsec.extend(udpsec_session("node-a", "node-b", true, 37031));
     udpsec.extend(platform(Some("node-b")));
     udpsec.extend(udpsec_session("node-b", "node-a", false, 37032));
-    udpsec.push(Marker::exact(None, "SELFTEST: all ok"));
-    let mut no_tcp_no_fallback = vec![Marker::prefix(None, "SELFTEST: FAIL")];
-    for n in ["node-a", "node-b"] {
-        no_tcp_no_fallback.extend([
-            Marker::exact(Some(n), "dsoftbusd: transport selected tcp"),
-            Marker::exact(Some(n), "dsoftbus:mux data ok (tcp)"),
-            Marker::prefix(Some(n), "dsoftbus: udp-sec os disabled"),
-            Marker::prefix(Some(n), "dsoftbusd: identity mismatch"),
-        ]);
-    }
     v.push(Scenario {
         name: "udp-sec",
         about: "NODES=2 transport=udp-sec: the session, 1 MiB bulk echo and the slow sink over udp-sec",
@@ -188,8 +257,8 @@ pub fn all() -> Vec<Scenario> {
         append: "nodes=2 transport=udp-sec".into(),
         expect_pass: true,
         required: udpsec,
-        anywhere: vec![],
-        forbidden: no_tcp_no_fallback,
+        anywhere: vec![found("node-b", "node-a")],
+        forbidden: no_tcp_no_fallback(&["node-a", "node-b"]),
         timeout: Duration::from_secs(90),
     });
 
@@ -197,13 +266,13 @@ pub fn all() -> Vec<Scenario> {
     fallback.extend(fallback_session("node-a", "node-b", true));
     fallback.extend(platform(Some("node-b")));
     fallback.extend(fallback_session("node-b", "node-a", false));
-    fallback.push(Marker::exact(None, "SELFTEST: all ok"));
-    let mut no_udpsec = vec![Marker::prefix(None, "SELFTEST: FAIL")];
+    let mut no_udpsec = no_failure();
     for n in ["node-a", "node-b"] {
         no_udpsec.extend([
             Marker::prefix(Some(n), "dsoftbus: udp-sec os listener up"),
             Marker::exact(Some(n), "dsoftbusd: transport selected udp-sec"),
             Marker::exact(Some(n), "dsoftbus: udp-sec os session ok"),
+            Marker::prefix(Some(n), "dsoftbus: udp-sec os unavailable"),
         ]);
     }
     v.push(Scenario {
@@ -213,14 +282,73 @@ pub fn all() -> Vec<Scenario> {
         append: "nodes=2 transport=auto udpsec=off".into(),
         expect_pass: true,
         required: fallback,
-        anywhere: vec![],
+        anywhere: vec![found("node-b", "node-a")],
         forbidden: no_udpsec,
+        timeout: Duration::from_secs(90),
+    });
+
+    // A runtime fallback: udp-sec is on but every udp-sec datagram is
+    // dropped at the link, so node-a's handshake gets no answer at all.
+    let mut unreachable = platform(Some("node-a"));
+    unreachable.extend([
+        Marker::prefix(Some("node-a"), "dsoftbusd: discovery up (udp "),
+        Marker::exact(Some("node-a"), "dsoftbus: udp-sec os listener up 37031"),
+        found("node-a", "node-b"),
+        Marker::exact(Some("node-a"), "dsoftbusd: transport selected udp-sec"),
+        Marker::exact(Some("node-a"), "dsoftbusd: session connect peer=node-b"),
+        Marker::exact(
+            Some("node-a"),
+            "dsoftbus: udp-sec os unavailable peer=node-b reason=unreachable (fallback tcp)",
+        ),
+        Marker::exact(Some("node-a"), "dsoftbusd: transport selected tcp"),
+        Marker::exact(Some("node-a"), "dsoftbusd: session connect peer=node-b"),
+        Marker::exact(Some("node-a"), "dsoftbusd: identity bound peer=node-b"),
+        Marker::exact(Some("node-a"), "dsoftbusd: auth ok"),
+        Marker::exact(Some("node-a"), "dsoftbus:mux data ok (tcp)"),
+        Marker::exact(Some("node-a"), "dsoftbusd: dual-node session ok"),
+        Marker::exact(
+            Some("node-a"),
+            "SELFTEST: udp-sec fallback ok (peer=node-b unreachable)",
+        ),
+    ]);
+    unreachable.extend(platform(Some("node-b")));
+    unreachable.extend([
+        Marker::exact(Some("node-b"), "dsoftbus: udp-sec os listener up 37032"),
+        Marker::exact(Some("node-b"), "dsoftbusd: transport selected tcp"),
+        Marker::exact(
+            Some("node-b"),
+            "dsoftbus: udp-sec os unavailable peer=node-a reason=peer-chose-tcp (fallback tcp)",
+        ),
+        Marker::exact(Some("node-b"), "dsoftbusd: auth ok"),
+        Marker::exact(Some("node-b"), "dsoftbusd: dual-node session ok"),
+        Marker::exact(
+            Some("node-b"),
+            "SELFTEST: udp-sec fallback ok (peer=node-a peer-chose-tcp)",
+        ),
+    ]);
+    let mut forbidden = no_failure();
+    for n in ["node-a", "node-b"] {
+        forbidden.extend([
+            Marker::exact(Some(n), "dsoftbus: udp-sec os session ok"),
+            Marker::prefix(Some(n), "dsoftbus: udp-sec os disabled"),
+        ]);
+    }
+    v.push(Scenario {
+        name: "udp-sec-unreachable",
+        about: "NODES=2 auto, udp-sec on but dropped at the link: a runtime fallback to TCP",
+        nodes: 2,
+        append: "nodes=2 transport=auto udpsec_drop=on".into(),
+        expect_pass: true,
+        required: unreachable,
+        anywhere: vec![],
+        forbidden,
         timeout: Duration::from_secs(90),
     });
 
     let mut spoof_udpsec = udpsec_session("node-a", "node-b", true, 37031);
     spoof_udpsec.extend(udpsec_session("node-b", "node-a", false, 37032));
-    spoof_udpsec.push(Marker::exact(None, "SELFTEST: all ok"));
+    let mut forbidden = no_failure();
+    forbidden.extend(no_success("node-c"));
     v.push(Scenario {
         name: "spoof-udp-sec",
         about: "NODES=3 SCENARIO=spoof transport=udp-sec: the impostor's udp-sec handshake is refused at message 3",
@@ -232,8 +360,12 @@ pub fn all() -> Vec<Scenario> {
             Marker::exact(Some("node-a"), "dsoftbusd: identity mismatch peer=node-b"),
             Marker::exact(Some("node-a"), "dsoftbusd: announce ignored (key-mismatch)"),
             Marker::exact(Some("node-b"), "dsoftbusd: announce ignored (self)"),
+            Marker::exact(
+                Some("node-c"),
+                "dsoftbusd: session refused peer=node-a reason=refused-identity-mismatch",
+            ),
         ],
-        forbidden: vec![Marker::prefix(None, "SELFTEST: FAIL")],
+        forbidden,
         timeout: Duration::from_secs(90),
     });
 
@@ -246,11 +378,46 @@ pub fn all() -> Vec<Scenario> {
         required: vec![Marker::prefix(None, "config: error: frobnicate: ")],
         anywhere: vec![],
         forbidden: vec![
-            Marker::prefix(None, "net: "),
+            Marker::prefix_anywhere("net: "),
             Marker::exact(None, "SELFTEST: all ok"),
+            Marker::prefix_anywhere("PANIC"),
         ],
         timeout: Duration::from_secs(30),
     });
 
     v
+}
+
+/// The verdict every passing scenario ends with, after all its markers.
+pub fn all_ok() -> Marker {
+    Marker::exact(None, "SELFTEST: all ok")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_passing_scenario_forbids_failures_on_every_node() {
+        for sc in all().iter().filter(|s| s.expect_pass) {
+            for text in ["SELFTEST: FAIL", "PANIC"] {
+                assert!(
+                    sc.forbidden
+                        .iter()
+                        .any(|m| m.any_node && m.matches(&format!("[node-b] {text} x"))),
+                    "{}: does not forbid {text} on every node",
+                    sc.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn names_are_unique() {
+        let all = all();
+        let mut names: Vec<_> = all.iter().map(|s| s.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), all.len());
+    }
 }

@@ -4,7 +4,7 @@
 //! TCP when the udp-sec port is unreachable. The node code is the image's own.
 
 use dsb_app::config::Transport as Mode;
-use dsb_app::node::{Behaviour, NodeConfig, NodeEvent};
+use dsb_app::node::{Behaviour, FallbackReason, NodeConfig, NodeEvent};
 use dsb_noise::{DeviceId, Identity};
 use dsb_tests::nodesim::{make_node_with, pins, NodeSim};
 use dsb_tests::simwire::{Wire, WireConfig};
@@ -265,7 +265,7 @@ fn auto_falls_back_to_tcp_when_the_wire_drops_udpsec() {
             matches!(
                 e,
                 NodeEvent::UdpSecFallback {
-                    reason: "timeout",
+                    reason: FallbackReason::Unreachable,
                     ..
                 }
             )
@@ -290,7 +290,7 @@ fn auto_falls_back_to_tcp_when_the_wire_drops_udpsec() {
     assert!(sim.saw(1, |e| matches!(
         e,
         NodeEvent::UdpSecFallback {
-            reason: "peer-chose-tcp",
+            reason: FallbackReason::PeerChoseTcp,
             ..
         }
     )));
@@ -317,7 +317,7 @@ fn auto_uses_tcp_at_once_when_the_peer_has_udpsec_off() {
     assert!(sim.saw(0, |e| matches!(
         e,
         NodeEvent::UdpSecFallback {
-            reason: "not-offered",
+            reason: FallbackReason::NotOffered,
             ..
         }
     )));
@@ -325,7 +325,7 @@ fn auto_uses_tcp_at_once_when_the_peer_has_udpsec_off() {
         e,
         NodeEvent::UdpSecFallback {
             peer: None,
-            reason: "disabled"
+            reason: FallbackReason::Disabled
         }
     )));
     assert!(!sim.saw(0, |e| matches!(

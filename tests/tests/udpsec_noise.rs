@@ -4,7 +4,9 @@
 //! message 3 against its trust store; a failure leaves no session and names
 //! the id the initiator claimed.
 
-use dsb_noise::{Binding, DeviceId, HandshakeConfig, Identity, NoiseError, TrustStore};
+use dsb_noise::{
+    Binding, DeviceId, HandshakeConfig, Identity, NoiseError, StaticTrust, TrustStore,
+};
 use dsb_transports::udpsec::{
     CloseReason, Config, Connection, Event, NoiseHandshake, MAX_DATAGRAM,
 };
@@ -14,13 +16,10 @@ use smoltcp::time::{Duration, Instant};
 
 type Conn = Connection<NoiseHandshake>;
 
-/// A trust store that knows exactly one binding.
-struct One(&'static str, Binding);
-
-impl TrustStore for One {
-    fn binding(&self, device_id: &str) -> Option<Binding> {
-        (device_id == self.0).then_some(self.1)
-    }
+/// A trust store that pins exactly one device key for `id`.
+#[allow(non_snake_case)]
+fn One(id: &str, b: Binding) -> StaticTrust {
+    StaticTrust::new().with(&DeviceId::new(id).unwrap(), b.device_key)
 }
 
 fn ident(id: &str) -> Identity {
@@ -50,7 +49,7 @@ fn pair(b_binding: Binding, now: Instant) -> (Conn, Conn) {
 
 /// Exchanges datagrams (no loss, no delay) until both sides are quiet.
 /// `trust_b` is node-b's trust store; node-a (initiator) needs none.
-fn pump(a: &mut Conn, b: &mut Conn, trust_b: &dyn TrustStore, now: Instant) {
+fn pump(a: &mut Conn, b: &mut Conn, trust_b: &mut dyn TrustStore, now: Instant) {
     let mut buf = vec![0u8; 2048];
     loop {
         let mut any = false;
@@ -61,7 +60,7 @@ fn pump(a: &mut Conn, b: &mut Conn, trust_b: &dyn TrustStore, now: Instant) {
         }
         while let Some(n) = b.poll_transmit(now, &mut buf) {
             assert!(n <= MAX_DATAGRAM);
-            let _ = a.handle_datagram(now, &buf[..n], &dsb_noise::NoTrust);
+            let _ = a.handle_datagram(now, &buf[..n], &mut dsb_noise::NoTrust);
             any = true;
         }
         if !any {
@@ -78,8 +77,8 @@ fn events(c: &mut Conn) -> Vec<Event> {
 fn bound_peers_get_a_session_and_learn_who_is_on_the_other_side() {
     let now = Instant::from_millis(0);
     let (mut a, mut b) = pair(ident("node-b").binding(), now);
-    let trust = One("node-a", ident("node-a").binding());
-    pump(&mut a, &mut b, &trust, now);
+    let mut trust = One("node-a", ident("node-a").binding());
+    pump(&mut a, &mut b, &mut trust, now);
     assert!(a.is_established() && b.is_established());
     assert_eq!(
         a.handshake()
@@ -101,7 +100,7 @@ fn bound_peers_get_a_session_and_learn_who_is_on_the_other_side() {
     // The stream works both ways under the Noise split keys.
     assert_eq!(a.write(b"ping"), 4);
     assert_eq!(b.write(b"pong"), 4);
-    pump(&mut a, &mut b, &trust, now + Duration::from_millis(1));
+    pump(&mut a, &mut b, &mut trust, now + Duration::from_millis(1));
     let mut out = [0u8; 8];
     assert_eq!(b.read(&mut out), 4);
     assert_eq!(&out[..4], b"ping");
@@ -114,8 +113,8 @@ fn an_initiator_the_trust_store_binds_to_other_keys_is_refused_at_message_3() {
     let now = Instant::from_millis(0);
     let (mut a, mut b) = pair(ident("node-b").binding(), now);
     // node-b's table binds "node-a" to someone else's keys.
-    let trust = One("node-a", ident("node-x").binding());
-    pump(&mut a, &mut b, &trust, now);
+    let mut trust = One("node-a", ident("node-x").binding());
+    pump(&mut a, &mut b, &mut trust, now);
     assert!(!b.is_established());
     assert!(!events(&mut b)
         .iter()
@@ -137,7 +136,7 @@ fn an_initiator_the_trust_store_binds_to_other_keys_is_refused_at_message_3() {
 fn an_unknown_initiator_is_refused() {
     let now = Instant::from_millis(0);
     let (mut a, mut b) = pair(ident("node-b").binding(), now);
-    pump(&mut a, &mut b, &dsb_noise::NoTrust, now);
+    pump(&mut a, &mut b, &mut dsb_noise::NoTrust, now);
     assert!(!b.is_established());
     assert_eq!(
         b.handshake().unwrap().error(),
@@ -151,8 +150,8 @@ fn an_initiator_expecting_other_keys_never_gets_a_session() {
     // node-a expects node-b to hold node-x's keys (a stale or forged announce):
     // XK encrypts message 1 to that key, so node-b cannot read it.
     let (mut a, mut b) = pair(ident("node-x").binding(), now);
-    let trust = One("node-a", ident("node-a").binding());
-    pump(&mut a, &mut b, &trust, now);
+    let mut trust = One("node-a", ident("node-a").binding());
+    pump(&mut a, &mut b, &mut trust, now);
     assert!(!a.is_established() && !b.is_established());
     assert_eq!(
         b.handshake().unwrap().error(),
@@ -163,7 +162,7 @@ fn an_initiator_expecting_other_keys_never_gets_a_session() {
     while let Some(d) = a.poll_timeout() {
         t = d;
         a.handle_timeout(t);
-        pump(&mut a, &mut b, &trust, t);
+        pump(&mut a, &mut b, &mut trust, t);
     }
     assert_eq!(a.close_reason(), Some(CloseReason::HandshakeTimeout));
     assert!(t - now >= Config::default().handshake_timeout);

@@ -315,7 +315,7 @@ impl Node for Server {
         let key = self.key;
         let n = self.accepts;
         let accepts = &mut self.accepts;
-        let _ = self.ep.handle_datagram(now, 1, d, &NoTrust, || {
+        let _ = self.ep.handle_datagram(now, 1, d, &mut NoTrust, || {
             *accepts += 1;
             Some(SnowXk::responder(1000 + n, &key, None))
         });
@@ -417,7 +417,7 @@ fn endpoint_bounds_half_open_handshakes_before_any_dh() {
     let mut dh_work = 0;
     for i in 0..50u64 {
         let m = msg1(100 + i, &pr);
-        let _ = ep.handle_datagram(now, i as u32, &m, &NoTrust, || {
+        let _ = ep.handle_datagram(now, i as u32, &m, &mut NoTrust, || {
             dh_work += 1;
             Some(SnowXk::responder(i, &sr, None))
         });
@@ -439,7 +439,7 @@ fn endpoint_bounds_half_open_handshakes_before_any_dh() {
     );
     let m = msg1(999, &pr);
     assert!(ep
-        .handle_datagram(later, 1, &m, &NoTrust, || Some(SnowXk::responder(
+        .handle_datagram(later, 1, &m, &mut NoTrust, || Some(SnowXk::responder(
             9, &sr, None
         )))
         .is_ok());
@@ -459,7 +459,7 @@ fn endpoint_rate_limits_initiations_per_source() {
     for i in 0..10u64 {
         let m = msg1(200 + i, &pr);
         if ep
-            .handle_datagram(now, 7, &m, &NoTrust, || {
+            .handle_datagram(now, 7, &m, &mut NoTrust, || {
                 Some(SnowXk::responder(i, &sr, None))
             })
             .is_ok()
@@ -472,13 +472,15 @@ fn endpoint_rate_limits_initiations_per_source() {
     // Another source is not affected; the first one gets a token back with time.
     let m = msg1(300, &pr);
     assert!(ep
-        .handle_datagram(now, 8, &m, &NoTrust, || Some(SnowXk::responder(
+        .handle_datagram(now, 8, &m, &mut NoTrust, || Some(SnowXk::responder(
             1, &sr, None
         )))
         .is_ok());
     let m = msg1(301, &pr);
     let t = now + Duration::from_millis(500);
     assert!(ep
-        .handle_datagram(t, 7, &m, &NoTrust, || Some(SnowXk::responder(2, &sr, None)))
+        .handle_datagram(t, 7, &m, &mut NoTrust, || Some(SnowXk::responder(
+            2, &sr, None
+        )))
         .is_ok());
 }

@@ -1,11 +1,22 @@
 //! The `tcp` transport: smoltcp TCP sockets carrying the Noise XK handshake
 //! and then Noise transport messages, each framed with a 2-byte big-endian
-//! length (see `docs/protocol.md`, "Noise framing").
+//! length (see `docs/protocol.md`, "TCP: framing, key confirmation, limits").
 //!
-//! One listening socket accepts; each connection has its own socket. Every
-//! buffer is bounded: a connection holds at most `rx_plain_cap` bytes of
-//! decrypted data the node has not read (the TCP window closes behind it) and
-//! `tx_wire_cap` bytes of sealed frames the socket has not taken yet.
+//! Life of a connection:
+//! - **Accept**: up to [`ACCEPT_BACKLOG`] listening sockets wait on the port,
+//!   so back-to-back SYNs each find one; each SYN turns its socket into a
+//!   connection and a fresh listener is armed on the next poll.
+//! - **Handshake**: three framed messages. Any failure aborts the socket: the
+//!   peer gets a RST at once, never silence.
+//! - **Key confirmation**: the responder, having admitted the initiator at
+//!   message 3, sends one transport message at once (empty plaintext). The
+//!   initiator reports `Authenticated` only once a transport message from the
+//!   responder decrypted, so it never reports a session the responder refused.
+//! - **Established**: framed transport messages both ways.
+//!
+//! Every buffer is bounded: a connection holds at most `rx_plain_cap` bytes
+//! of decrypted data the node has not read (the TCP window closes behind it)
+//! and `tx_wire_cap` bytes of sealed frames the socket has not taken yet.
 
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
@@ -20,7 +31,7 @@ use dsb_noise::{
 };
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp;
-use smoltcp::time::Instant;
+use smoltcp::time::{Duration, Instant};
 
 use crate::transport::{
     ConnId, ConnIds, Cx, EventQueue, PeerAddr, Transport, TransportError, TransportEvent,
@@ -29,6 +40,19 @@ use crate::transport::{
 
 /// Most connections (accepted + initiated) one TCP transport holds.
 pub const MAX_CONNS_CAP: usize = 16;
+/// Largest plaintext of one Noise transport message over TCP (protocol
+/// constant): one whole mux frame, 8-byte header + 16384 payload bytes.
+pub const MAX_PLAINTEXT: usize = 16_392;
+/// Largest Noise transport message (frame length `L`) a receiver accepts
+/// over TCP (protocol constant): `MAX_PLAINTEXT + 16`.
+pub const MAX_MESSAGE: usize = MAX_PLAINTEXT + TAG_LEN;
+/// Listening sockets kept armed at once (each takes one SYN).
+pub const ACCEPT_BACKLOG: usize = 4;
+/// Longest an aborted or closed socket is kept so its RST or FIN can leave.
+pub const DEAD_LINGER: Duration = Duration::from_secs(1);
+/// Most aborted or closing sockets kept at once (the oldest goes first).
+pub const MAX_DEAD: usize = 16;
+
 /// Settings of the TCP transport.
 #[derive(Clone, Copy, Debug)]
 pub struct TcpConfig {
@@ -38,7 +62,7 @@ pub struct TcpConfig {
     pub max_conns: usize,
     /// smoltcp socket buffer per direction.
     pub socket_buf: usize,
-    /// Largest plaintext per Noise message.
+    /// Largest plaintext per Noise message we send (≤ [`MAX_PLAINTEXT`]).
     pub max_plaintext: usize,
     /// Decrypted bytes held for the node per connection.
     pub rx_plain_cap: usize,
@@ -57,7 +81,7 @@ impl Default for TcpConfig {
             port: 37021,
             max_conns: 4,
             socket_buf: 64 * 1024,
-            max_plaintext: 16 * 1024,
+            max_plaintext: MAX_PLAINTEXT,
             rx_plain_cap: 64 * 1024,
             tx_wire_cap: 64 * 1024,
             max_half_open: 4,
@@ -76,11 +100,20 @@ enum Stage {
         decoder: FrameDecoder,
         ticket: Option<HandshakeTicket>,
     },
+    /// Initiator: message 3 sent, waiting for the responder's first
+    /// transport message (key confirmation) until `deadline`.
+    Confirming {
+        framed: Box<FramedSession>,
+        deadline: Instant,
+    },
     Established {
         framed: Box<FramedSession>,
     },
-    /// Gone: the socket is removed on the next poll.
-    Dead,
+    /// Aborted (RST pending) or closing: removed once the socket is done, or
+    /// after [`DEAD_LINGER`].
+    Dead {
+        since: Instant,
+    },
 }
 
 struct Conn {
@@ -114,8 +147,8 @@ pub struct TcpTransport {
 impl TcpTransport {
     pub fn new(identity: Rc<Identity>, mut cfg: TcpConfig) -> Self {
         cfg.max_conns = cfg.max_conns.clamp(1, MAX_CONNS_CAP);
-        cfg.max_plaintext = cfg.max_plaintext.clamp(64, dsb_noise::MAX_PLAINTEXT_LEN);
-        cfg.rx_plain_cap = cfg.rx_plain_cap.max(cfg.max_plaintext);
+        cfg.max_plaintext = cfg.max_plaintext.clamp(64, MAX_PLAINTEXT);
+        cfg.rx_plain_cap = cfg.rx_plain_cap.max(MAX_PLAINTEXT);
         cfg.tx_wire_cap = cfg.tx_wire_cap.max(sealed_len(cfg.max_plaintext));
         TcpTransport {
             limiter: HandshakeLimiter::new(cfg.max_half_open),
@@ -126,17 +159,21 @@ impl TcpTransport {
             events: EventQueue::default(),
             ids: ConnIds::new(),
             listening: false,
-            scratch: vec![0; cfg.max_plaintext],
+            scratch: vec![0; MAX_PLAINTEXT],
             seal_buf: vec![0; sealed_len(cfg.max_plaintext)],
         }
     }
 
-    /// Connections currently held (listener excluded).
+    /// Connections currently held (listeners and dead sockets excluded).
     pub fn connections(&self) -> usize {
         self.conns
             .iter()
-            .filter(|c| !matches!(c.stage, Stage::Listening | Stage::Dead))
+            .filter(|c| !matches!(c.stage, Stage::Listening | Stage::Dead { .. }))
             .count()
+    }
+
+    fn count(&self, f: impl Fn(&Stage) -> bool) -> usize {
+        self.conns.iter().filter(|c| f(&c.stage)).count()
     }
 
     fn new_socket(&self, cx: &mut Cx<'_, '_>) -> SocketHandle {
@@ -147,61 +184,61 @@ impl TcpTransport {
         cx.sockets.add(s)
     }
 
-    fn open_listener(&mut self, cx: &mut Cx<'_, '_>) -> Result<(), TransportError> {
-        if self
-            .conns
-            .iter()
-            .any(|c| matches!(c.stage, Stage::Listening))
-        {
-            return Ok(());
+    /// Keeps `min(ACCEPT_BACKLOG, room)` sockets listening.
+    fn open_listeners(&mut self, cx: &mut Cx<'_, '_>) -> Result<(), TransportError> {
+        let room = self.cfg.max_conns.saturating_sub(self.connections());
+        let want = ACCEPT_BACKLOG.min(room);
+        while self.count(|s| matches!(s, Stage::Listening)) < want {
+            let handle = self.new_socket(cx);
+            let sock = cx.sockets.get_mut::<tcp::Socket>(handle);
+            if sock.listen(self.cfg.port).is_err() {
+                cx.sockets.remove(handle);
+                return Err(TransportError::Socket);
+            }
+            let id = self.ids.alloc();
+            self.conns.push(Conn {
+                id,
+                handle,
+                stage: Stage::Listening,
+                peer: None,
+                rx_plain: VecDeque::new(),
+                tx_wire: VecDeque::new(),
+                announced: false,
+            });
         }
-        if self.connections() >= self.cfg.max_conns {
-            return Ok(()); // reopened when a connection ends
-        }
-        let handle = self.new_socket(cx);
-        let sock = cx.sockets.get_mut::<tcp::Socket>(handle);
-        if sock.listen(self.cfg.port).is_err() {
-            cx.sockets.remove(handle);
-            return Err(TransportError::Socket);
-        }
-        let id = self.ids.alloc();
-        self.conns.push(Conn {
-            id,
-            handle,
-            stage: Stage::Listening,
-            peer: None,
-            rx_plain: VecDeque::new(),
-            tx_wire: VecDeque::new(),
-            announced: false,
-        });
         Ok(())
     }
 
+    /// Ends connection `idx` with `error`: the socket is aborted (the peer
+    /// gets a RST at once) and the node is told.
     fn fail(&mut self, idx: usize, cx: &mut Cx<'_, '_>, error: TransportError) {
         let Some(c) = self.conns.get_mut(idx) else {
             return;
         };
-        let was_established = matches!(c.stage, Stage::Established { .. });
         if let Stage::Handshaking { ticket, .. } = &mut c.stage {
             if let Some(t) = ticket.take() {
                 self.limiter.release(t);
             }
         }
-        c.stage = Stage::Dead;
+        let was_listening = matches!(c.stage, Stage::Listening);
+        c.stage = Stage::Dead { since: cx.now };
         cx.sockets.get_mut::<tcp::Socket>(c.handle).abort();
-        let (conn, peer, announced) = (c.id, c.peer, c.announced);
-        if was_established || announced {
-            self.events.push(TransportEvent::Closed {
+        if was_listening {
+            return;
+        }
+        let (conn, peer) = (c.id, c.peer);
+        self.events.push(if c.announced {
+            TransportEvent::Closed {
                 conn,
                 error: Some(error),
-            });
+            }
         } else {
-            self.events.push(TransportEvent::HandshakeFailed {
+            TransportEvent::HandshakeFailed {
                 conn,
                 claimed: peer,
                 error,
-            });
-        }
+            }
+        });
     }
 
     /// Moves sealed bytes into the socket.
@@ -217,31 +254,64 @@ impl TcpTransport {
         }
     }
 
+    /// Decrypts whole transport messages into `rx_plain` while there is room;
+    /// returns whether at least one message decrypted.
+    fn read_messages(
+        c_rx: &mut VecDeque<u8>,
+        sock: &mut tcp::Socket<'_>,
+        framed: &mut FramedSession,
+        scratch: &mut [u8],
+        rx_cap: usize,
+    ) -> Result<bool, TransportError> {
+        let mut got_any = false;
+        while sock.can_recv() && c_rx.len() + MAX_PLAINTEXT <= rx_cap {
+            let mut result: Result<Option<usize>, NoiseError> = Ok(None);
+            let used = sock
+                .recv(|buf| match framed.open(buf, scratch) {
+                    Ok((used, got)) => {
+                        result = Ok(got);
+                        (used, used)
+                    }
+                    Err(e) => {
+                        result = Err(e);
+                        (0, 0)
+                    }
+                })
+                .map_err(|_| TransportError::Socket)?;
+            if let Some(n) = result? {
+                c_rx.extend(scratch.get(..n).unwrap_or(&[]));
+                got_any = true;
+            }
+            if used == 0 {
+                break;
+            }
+        }
+        Ok(got_any)
+    }
+
     /// Drives one connection; returns an error that ends it.
     fn poll_conn(&mut self, idx: usize, cx: &mut Cx<'_, '_>) -> Result<(), TransportError> {
         let now = cx.now;
-        let max_plain = self.cfg.max_plaintext;
         let rx_cap = self.cfg.rx_plain_cap;
         let Some(c) = self.conns.get_mut(idx) else {
             return Ok(());
         };
         let sock = cx.sockets.get_mut::<tcp::Socket>(c.handle);
         match &mut c.stage {
-            Stage::Dead => return Ok(()),
+            Stage::Dead { .. } => return Ok(()),
             Stage::Listening => {
                 if sock.is_listening() {
                     return Ok(());
                 }
                 // A SYN arrived: this socket becomes a connection.
-                let ticket = match self.limiter.try_acquire() {
-                    Ok(t) => t,
-                    Err(_) => {
-                        sock.abort();
-                        c.stage = Stage::Dead;
-                        return Ok(());
+                let ticket = self.limiter.try_acquire().map_err(TransportError::Noise)?;
+                let hs = match Responder::new(&self.identity, cx.rng, now, &self.cfg.handshake) {
+                    Ok(hs) => hs,
+                    Err(e) => {
+                        self.limiter.release(ticket);
+                        return Err(e.into());
                     }
                 };
-                let hs = Responder::new(&self.identity, cx.rng, now, &self.cfg.handshake)?;
                 c.stage = Stage::Handshaking {
                     hs: Box::new(Handshake::Responder(hs)),
                     decoder: FrameDecoder::new(MAX_HANDSHAKE_MESSAGE_LEN),
@@ -253,23 +323,16 @@ impl TcpTransport {
                 if hs.is_expired(now) {
                     return Err(TransportError::Noise(NoiseError::HandshakeTimeout));
                 }
-                if !sock.is_open()
-                    || matches!(sock.state(), tcp::State::Closed | tcp::State::TimeWait)
-                {
+                if !sock.is_open() {
                     return Err(TransportError::Refused);
                 }
                 if !sock.may_send() && !sock.may_recv() {
                     return Ok(()); // still connecting
                 }
-                // Write our next handshake message.
-                if hs.wants_write() && c.tx_wire.is_empty() {
-                    let mut buf = [0u8; MAX_HANDSHAKE_MESSAGE_LEN + FRAME_HEADER_LEN];
-                    let n = hs.write_frame(&mut buf)?;
-                    c.tx_wire.extend(buf.get(..n).unwrap_or(&[]));
-                }
+                write_handshake(hs, &mut c.tx_wire)?;
                 // Read theirs, one frame at a time, never past its end.
                 while hs.status() == HandshakeStatus::WantRead && sock.can_recv() {
-                    let trust = cx.trust;
+                    let trust = &mut *cx.trust;
                     let mut result: Result<(), NoiseError> = Ok(());
                     let used = sock
                         .recv(|buf| match decoder.feed(buf) {
@@ -292,57 +355,67 @@ impl TcpTransport {
                         break;
                     }
                 }
-                if hs.wants_write() && c.tx_wire.is_empty() {
-                    let mut buf = [0u8; MAX_HANDSHAKE_MESSAGE_LEN + FRAME_HEADER_LEN];
-                    let n = hs.write_frame(&mut buf)?;
-                    c.tx_wire.extend(buf.get(..n).unwrap_or(&[]));
+                if hs.status() == HandshakeStatus::WantRead && !sock.may_recv() && !sock.can_recv()
+                {
+                    // The peer ended its side inside the handshake.
+                    decoder.finish()?;
+                    return Err(TransportError::PeerClosed);
                 }
+                write_handshake(hs, &mut c.tx_wire)?;
                 if hs.is_finished() {
                     let Stage::Handshaking { hs, ticket, .. } =
-                        core::mem::replace(&mut c.stage, Stage::Dead)
+                        core::mem::replace(&mut c.stage, Stage::Dead { since: now })
                     else {
                         return Ok(());
                     };
                     if let Some(t) = ticket {
                         self.limiter.release(t);
                     }
+                    let deadline = hs.poll_at();
+                    let responder = matches!(*hs, Handshake::Responder(_));
                     let session = (*hs).into_session()?;
                     let peer = *session.peer_device_id();
                     c.peer = Some(peer);
-                    c.stage = Stage::Established {
-                        framed: Box::new(FramedSession::new(session, max_plain + TAG_LEN)),
+                    let mut framed = Box::new(FramedSession::new(session, MAX_MESSAGE));
+                    if responder {
+                        // Key confirmation: our first transport message, at once.
+                        let n = framed.seal(&[], &mut self.seal_buf)?;
+                        c.tx_wire.extend(self.seal_buf.get(..n).unwrap_or(&[]));
+                        c.stage = Stage::Established { framed };
+                        c.announced = true;
+                        self.events
+                            .push(TransportEvent::Authenticated { conn: c.id, peer });
+                    } else {
+                        c.stage = Stage::Confirming { framed, deadline };
+                    }
+                }
+            }
+            Stage::Confirming { framed, deadline } => {
+                if now >= *deadline {
+                    return Err(TransportError::Noise(NoiseError::HandshakeTimeout));
+                }
+                if !sock.is_open() {
+                    return Err(TransportError::Refused);
+                }
+                let confirmed =
+                    Self::read_messages(&mut c.rx_plain, sock, framed, &mut self.scratch, rx_cap)?;
+                if confirmed {
+                    let Stage::Confirming { framed, .. } =
+                        core::mem::replace(&mut c.stage, Stage::Dead { since: now })
+                    else {
+                        return Ok(());
                     };
+                    c.stage = Stage::Established { framed };
                     c.announced = true;
-                    let conn = c.id;
-                    Self::flush(c, sock);
+                    let peer = c.peer.ok_or(TransportError::BadState)?;
                     self.events
-                        .push(TransportEvent::Authenticated { conn, peer });
-                    return Ok(());
+                        .push(TransportEvent::Authenticated { conn: c.id, peer });
+                } else if !sock.may_recv() && !sock.can_recv() {
+                    return Err(TransportError::Refused);
                 }
             }
             Stage::Established { framed } => {
-                let scratch = &mut self.scratch;
-                while sock.can_recv() && c.rx_plain.len() + max_plain <= rx_cap {
-                    let mut result: Result<Option<usize>, NoiseError> = Ok(None);
-                    let used = sock
-                        .recv(|buf| match framed.open(buf, scratch) {
-                            Ok((used, got)) => {
-                                result = Ok(got);
-                                (used, used)
-                            }
-                            Err(e) => {
-                                result = Err(e);
-                                (0, 0)
-                            }
-                        })
-                        .map_err(|_| TransportError::Socket)?;
-                    if let Some(n) = result? {
-                        c.rx_plain.extend(scratch.get(..n).unwrap_or(&[]));
-                    }
-                    if used == 0 {
-                        break;
-                    }
-                }
+                Self::read_messages(&mut c.rx_plain, sock, framed, &mut self.scratch, rx_cap)?;
                 if !sock.may_recv() && !sock.can_recv() {
                     framed.finish()?;
                     return Err(TransportError::PeerClosed);
@@ -352,6 +425,56 @@ impl TcpTransport {
         Self::flush(c, sock);
         Ok(())
     }
+
+    /// Removes dead connections whose socket is done (RST or FIN sent and
+    /// closed), those older than [`DEAD_LINGER`], and beyond [`MAX_DEAD`] the oldest.
+    fn reap(&mut self, cx: &mut Cx<'_, '_>) {
+        let now = cx.now;
+        let mut dead = 0;
+        let mut i = 0;
+        while i < self.conns.len() {
+            let c = &self.conns[i];
+            if let Stage::Dead { since } = c.stage {
+                let sock = cx.sockets.get_mut::<tcp::Socket>(c.handle);
+                // An aborted socket forgets its remote once the RST is out.
+                let done = !sock.is_active()
+                    && (sock.state() != tcp::State::Closed || sock.remote_endpoint().is_none());
+                if done || now >= since + DEAD_LINGER {
+                    let c = self.conns.swap_remove(i);
+                    cx.sockets.remove(c.handle);
+                    continue;
+                }
+                dead += 1;
+            }
+            i += 1;
+        }
+        while dead > MAX_DEAD {
+            let oldest = self
+                .conns
+                .iter()
+                .enumerate()
+                .filter_map(|(i, c)| match c.stage {
+                    Stage::Dead { since } => Some((i, since)),
+                    _ => None,
+                })
+                .min_by_key(|(_, since)| *since)
+                .map(|(i, _)| i);
+            let Some(i) = oldest else { break };
+            let c = self.conns.swap_remove(i);
+            cx.sockets.remove(c.handle);
+            dead -= 1;
+        }
+    }
+}
+
+/// Queues our next handshake message, if it is our turn and the previous one left.
+fn write_handshake(hs: &mut Handshake, tx_wire: &mut VecDeque<u8>) -> Result<(), NoiseError> {
+    if hs.wants_write() && tx_wire.is_empty() {
+        let mut buf = [0u8; MAX_HANDSHAKE_MESSAGE_LEN + FRAME_HEADER_LEN];
+        let n = hs.write_frame(&mut buf)?;
+        tx_wire.extend(buf.get(..n).unwrap_or(&[]));
+    }
+    Ok(())
 }
 
 impl Transport for TcpTransport {
@@ -361,7 +484,7 @@ impl Transport for TcpTransport {
 
     fn listen(&mut self, cx: &mut Cx<'_, '_>) -> Result<(), TransportError> {
         self.listening = true;
-        self.open_listener(cx)
+        self.open_listeners(cx)
     }
 
     fn connect(&mut self, cx: &mut Cx<'_, '_>, peer: &PeerAddr) -> Result<ConnId, TransportError> {
@@ -425,22 +548,9 @@ impl Transport for TcpTransport {
             }
             i += 1;
         }
-        // Reap dead connections once their sockets are closed.
-        let mut i = 0;
-        while i < self.conns.len() {
-            let c = &self.conns[i];
-            if matches!(c.stage, Stage::Dead) {
-                let sock = cx.sockets.get_mut::<tcp::Socket>(c.handle);
-                if !sock.is_active() {
-                    let c = self.conns.swap_remove(i);
-                    cx.sockets.remove(c.handle);
-                    continue;
-                }
-            }
-            i += 1;
-        }
+        self.reap(cx);
         if self.listening {
-            let _ = self.open_listener(cx);
+            let _ = self.open_listeners(cx);
         }
     }
 
@@ -517,8 +627,16 @@ impl Transport for TcpTransport {
                     self.limiter.release(t);
                 }
             }
-            c.stage = Stage::Dead;
-            cx.sockets.get_mut::<tcp::Socket>(c.handle).close();
+            let sock = cx.sockets.get_mut::<tcp::Socket>(c.handle);
+            if matches!(c.stage, Stage::Established { .. }) {
+                // Graceful: what was written still goes out, then FIN.
+                Self::flush(c, sock);
+                sock.close();
+            } else {
+                // Not a session (yet): the peer learns at once.
+                sock.abort();
+            }
+            c.stage = Stage::Dead { since: cx.now };
         }
     }
 
@@ -527,6 +645,8 @@ impl Transport for TcpTransport {
             .iter()
             .filter_map(|c| match &c.stage {
                 Stage::Handshaking { hs, .. } => Some(hs.poll_at()),
+                Stage::Confirming { deadline, .. } => Some(*deadline),
+                Stage::Dead { since } => Some(*since + DEAD_LINGER),
                 _ => None,
             })
             .min()

@@ -12,6 +12,8 @@ use alloc::collections::VecDeque;
 use core::fmt;
 
 use dsb_noise::{Binding, DeviceId, NoiseError, TrustStore};
+
+use crate::udpsec::RejectCode;
 use rand_core::CryptoRngCore;
 use smoltcp::iface::{Interface, SocketSet};
 use smoltcp::time::Instant;
@@ -46,7 +48,7 @@ pub struct Cx<'a, 's> {
     pub iface: &'a mut Interface,
     pub sockets: &'a mut SocketSet<'s>,
     /// Who owns which keys (the peer table).
-    pub trust: &'a dyn TrustStore,
+    pub trust: &'a mut dyn TrustStore,
     pub rng: &'a mut dyn CryptoRngCore,
 }
 
@@ -136,8 +138,11 @@ pub enum TransportError {
     UnknownConnection,
     /// The network stack refused (no socket, unroutable, port in use).
     Socket,
-    /// The peer reset or closed the connection before it was established.
+    /// The peer reset or closed the connection before it was established
+    /// (TCP: a RST during the handshake or before key confirmation).
     Refused,
+    /// The peer refused the handshake and said why (udp-sec HS_REJECT).
+    Rejected(RejectCode),
     /// The peer closed the stream.
     PeerClosed,
     /// Nothing heard from the peer within the deadline.
@@ -156,6 +161,7 @@ impl TransportError {
             TransportError::UnknownConnection => "unknown-connection",
             TransportError::Socket => "socket",
             TransportError::Refused => "refused",
+            TransportError::Rejected(c) => c.refusal_label(),
             TransportError::PeerClosed => "peer-closed",
             TransportError::Timeout => "timeout",
             TransportError::BadState => "bad-state",
@@ -176,6 +182,12 @@ impl TransportError {
     /// (a mismatch, a bad attestation, or an id we have no binding for).
     pub fn is_identity_failure(&self) -> bool {
         matches!(self, TransportError::Noise(e) if e.is_identity_failure())
+    }
+
+    /// Whether the peer answered and refused (as opposed to never answering):
+    /// it is reachable over this transport.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, TransportError::Refused | TransportError::Rejected(_))
     }
 }
 

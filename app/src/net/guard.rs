@@ -24,7 +24,7 @@ use smoltcp::phy::{self, Device, DeviceCapabilities};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
-    EthernetRepr, Ipv4Address, Ipv4Cidr, Ipv4Packet,
+    EthernetRepr, IpProtocol, Ipv4Address, Ipv4Cidr, Ipv4Packet, UdpPacket,
 };
 
 /// Most IPv4 sources remembered (least recently seen replaced beyond this).
@@ -54,6 +54,8 @@ pub struct GuardStats {
     pub spoofed: u64,
     /// Synthetic ARP requests handed to smoltcp.
     pub seeded: u64,
+    /// UDP datagrams dropped by the fault-injection blackhole.
+    pub blackholed: u64,
 }
 
 /// A [`Device`] wrapper applying source binding and neighbour seeding.
@@ -69,6 +71,8 @@ struct Inspector {
     local_mac: EthernetAddress,
     bindings: HVec<Binding, MAX_BINDINGS>,
     injected: Deque<[u8; ARP_FRAME_LEN], MAX_INJECTED>,
+    /// Fault injection: inbound UDP to these ports (inclusive) is dropped.
+    blackhole: Option<(u16, u16)>,
     stats: GuardStats,
 }
 
@@ -81,6 +85,7 @@ impl<D: Device> LinkGuard<D> {
                 local_mac,
                 bindings: HVec::new(),
                 injected: Deque::new(),
+                blackhole: None,
                 stats: GuardStats::default(),
             },
             frame: [0; FRAME_MAX],
@@ -90,6 +95,12 @@ impl<D: Device> LinkGuard<D> {
     /// Our address and subnet (neighbour seeding needs them); `None` when unleased.
     pub fn set_local(&mut self, cidr: Option<Ipv4Cidr>) {
         self.insp.local = cidr;
+    }
+
+    /// Fault injection: drop every inbound UDP datagram whose destination
+    /// port is in `ports` (inclusive), as a filtering network would.
+    pub fn set_udp_blackhole(&mut self, ports: Option<(u16, u16)>) {
+        self.insp.blackhole = ports;
     }
 
     pub fn inner(&self) -> &D {
@@ -117,6 +128,16 @@ impl Inspector {
         let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else {
             return true;
         };
+        if let Some((lo, hi)) = self.blackhole {
+            if ip.next_header() == IpProtocol::Udp {
+                if let Ok(udp) = UdpPacket::new_checked(ip.payload()) {
+                    if (lo..=hi).contains(&udp.dst_port()) {
+                        self.stats.blackholed += 1;
+                        return false;
+                    }
+                }
+            }
+        }
         let (src, mac) = (ip.src_addr(), eth.src_addr());
         let unicast = !(src.is_multicast() || src.is_broadcast() || src.is_unspecified());
         if !unicast || !mac.is_unicast() || mac == self.local_mac {

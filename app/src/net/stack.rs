@@ -311,6 +311,12 @@ impl<D: Device> NetStack<D> {
     }
 
     /// What the link guard dropped and seeded.
+    /// Fault injection: drop inbound UDP datagrams to `ports` (inclusive) at
+    /// the link, before smoltcp sees them.
+    pub fn set_udp_blackhole(&mut self, ports: Option<(u16, u16)>) {
+        self.device.set_udp_blackhole(ports);
+    }
+
     pub fn guard_stats(&self) -> GuardStats {
         self.device.stats()
     }

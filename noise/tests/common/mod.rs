@@ -51,8 +51,12 @@ impl MapTrust {
 }
 
 impl TrustStore for MapTrust {
-    fn binding(&self, device_id: &str) -> Option<Binding> {
-        self.0.iter().find(|(n, _)| n == device_id).map(|(_, b)| *b)
+    fn admit(&mut self, device_id: &DeviceId, device_key: &[u8; 32]) -> Result<(), NoiseError> {
+        match self.0.iter().find(|(n, _)| n == device_id.as_str()) {
+            Some((_, b)) if b.device_key == *device_key => Ok(()),
+            Some(_) => Err(NoiseError::IdentityMismatch),
+            None => Err(NoiseError::UnknownPeer),
+        }
     }
 }
 
@@ -78,13 +82,13 @@ pub fn handshake(
     let mut resp = Responder::new(b, &mut r, t(0), &cfg).unwrap();
     let mut buf = [0u8; MAX_HANDSHAKE_MESSAGE_LEN];
     let n = init.write_message(&mut buf).unwrap();
-    resp.read_message(t(1), &buf[..n], trust)
+    resp.read_message(t(1), &buf[..n], &mut trust.clone())
         .map_err(|e| (Side::Responder, e))?;
     let n = resp.write_message(&mut buf).unwrap();
     init.read_message(t(2), &buf[..n])
         .map_err(|e| (Side::Initiator, e))?;
     let n = init.write_message(&mut buf).unwrap();
-    resp.read_message(t(3), &buf[..n], trust)
+    resp.read_message(t(3), &buf[..n], &mut trust.clone())
         .map_err(|e| (Side::Responder, e))?;
     Ok((init.into_session().unwrap(), resp.into_session().unwrap()))
 }
@@ -172,7 +176,7 @@ pub fn responder_after_msg2(
     seed: u64,
 ) -> (Responder, Vec<u8>) {
     let mut resp = Responder::new(b, &mut rng(seed), t(0), &HandshakeConfig::default()).unwrap();
-    resp.read_message(t(1), msg1, trust).unwrap();
+    resp.read_message(t(1), msg1, &mut trust.clone()).unwrap();
     let mut buf = [0u8; MAX_HANDSHAKE_MESSAGE_LEN];
     let n = resp.write_message(&mut buf).unwrap();
     (resp, buf[..n].to_vec())

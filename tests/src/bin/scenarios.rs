@@ -62,8 +62,15 @@ fn main() -> ExitCode {
             };
             let check = markers::check_required(&run.lines, &sc.required)
                 .and_then(|_| {
+                    if sc.expect_pass {
+                        markers::check_verdict_last(&run.lines, &sc.required, &scenarios::all_ok())
+                    } else {
+                        Ok(())
+                    }
+                })
+                .and_then(|_| {
                     sc.anywhere.iter().try_for_each(|m| {
-                        markers::check_required(&run.lines, std::slice::from_ref(m))
+                        markers::check_required(&run.lines, std::slice::from_ref(m)).map(|_| ())
                     })
                 })
                 .and_then(|_| markers::check_forbidden(&run.lines, &sc.forbidden))

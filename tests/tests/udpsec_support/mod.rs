@@ -107,7 +107,7 @@ impl Handshake for SnowXk {
         &mut self,
         _now: Instant,
         msg: &[u8],
-        _trust: &dyn TrustStore,
+        _trust: &mut dyn TrustStore,
     ) -> Result<(), HsError> {
         let mut payload = [0u8; MAX_DATAGRAM];
         self.hs

@@ -2,7 +2,7 @@
 //! mux configuration, a one-peer trust store and the bulk sender / receiver
 //! that run on one mux channel.
 
-use dsb_noise::{Binding, DeviceId, TrustStore};
+use dsb_noise::{Binding, DeviceId, NoiseError, TrustStore};
 use dsb_transports::mux::{ChannelError, ChannelId, Mux, MuxConfig, MuxEvent};
 use smoltcp::time::{Duration, Instant};
 
@@ -100,10 +100,12 @@ pub fn mux_config() -> MuxConfig {
 pub struct Trust(pub Option<(DeviceId, Binding)>);
 
 impl TrustStore for Trust {
-    fn binding(&self, device_id: &str) -> Option<Binding> {
-        self.0
-            .filter(|(d, _)| d.as_str() == device_id)
-            .map(|(_, b)| b)
+    fn admit(&mut self, device_id: &DeviceId, device_key: &[u8; 32]) -> Result<(), NoiseError> {
+        match self.0 {
+            Some((d, b)) if d == *device_id && b.device_key == *device_key => Ok(()),
+            Some((d, _)) if d == *device_id => Err(NoiseError::IdentityMismatch),
+            _ => Err(NoiseError::UnknownPeer),
+        }
     }
 }
 

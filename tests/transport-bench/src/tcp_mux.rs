@@ -143,7 +143,7 @@ impl TcpMux {
             now,
             iface: &mut self.iface,
             sockets: &mut self.sockets,
-            trust: &self.trust,
+            trust: &mut self.trust,
             rng: &mut self.rng,
         };
         self.tcp.poll(&mut cx);
@@ -255,7 +255,7 @@ pub fn goodput(loss: f64, seed: u64) -> f64 {
             now,
             iface: &mut b.iface,
             sockets: &mut b.sockets,
-            trust: &b.trust,
+            trust: &mut b.trust,
             rng: &mut b.rng,
         };
         b.tcp.listen(&mut cx).unwrap();
@@ -266,7 +266,7 @@ pub fn goodput(loss: f64, seed: u64) -> f64 {
             now,
             iface: &mut a.iface,
             sockets: &mut a.sockets,
-            trust: &a.trust,
+            trust: &mut a.trust,
             rng: &mut a.rng,
         };
         let peer = PeerAddr {

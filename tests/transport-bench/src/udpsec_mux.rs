@@ -76,7 +76,7 @@ impl UdpsecMux {
 
 impl Node for UdpsecMux {
     fn handle_datagram(&mut self, now: Instant, datagram: &[u8]) {
-        let _ = self.conn.handle_datagram(now, datagram, &self.trust);
+        let _ = self.conn.handle_datagram(now, datagram, &mut self.trust);
         self.pump(now);
     }
     fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {

@@ -62,7 +62,7 @@ impl Default for Config {
             recv_window: 256 * 1024,
             idle_timeout: Duration::from_secs(30),
             keepalive_interval: Some(Duration::from_secs(10)),
-            handshake_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(5),
             pacing: true,
             pacing_burst_interval: Duration::from_millis(1),
             pacing_min_burst: 4,

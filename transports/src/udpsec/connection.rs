@@ -30,6 +30,7 @@ use super::pacing::Pacer;
 use super::packet::{Header, Packet, PacketType, FLAG_ACK, HEADER_LEN, MAX_PAYLOAD_LEN, TAG_LEN};
 use super::range_set::RangeSet;
 use super::recovery::{is_lost, RttEstimator};
+use super::reject::RejectCode;
 use super::send_buf::SendBuf;
 use super::sent::{SentPacket, SentPackets, MAX_SENT_PACKETS};
 use super::stats::{DropReason, Stats};
@@ -62,6 +63,8 @@ pub enum CloseReason {
     HandshakeTimeout,
     /// The handshake layer rejected the peer (e.g. `"identity-mismatch"`).
     HandshakeFailed(HsError),
+    /// The responder refused our handshake with an HS_REJECT.
+    Rejected(RejectCode),
     /// Packet numbers ran out (the connection closed before any nonce reuse).
     PacketNumbersExhausted,
 }
@@ -75,6 +78,7 @@ impl CloseReason {
             CloseReason::IdleTimeout => "idle-timeout",
             CloseReason::HandshakeTimeout => "handshake-timeout",
             CloseReason::HandshakeFailed(e) => e.label(),
+            CloseReason::Rejected(c) => c.label(),
             CloseReason::PacketNumbersExhausted => "pn-exhausted",
         }
     }
@@ -634,7 +638,7 @@ impl<H: Handshake> Connection<H> {
         &mut self,
         now: Instant,
         datagram: &[u8],
-        trust: &dyn TrustStore,
+        trust: &mut dyn TrustStore,
     ) -> Result<(), DropReason> {
         let r = self.process(now, datagram, trust);
         if let Err(e) = r {
@@ -647,7 +651,7 @@ impl<H: Handshake> Connection<H> {
         &mut self,
         now: Instant,
         datagram: &[u8],
-        trust: &dyn TrustStore,
+        trust: &mut dyn TrustStore,
     ) -> Result<(), DropReason> {
         if matches!(self.state, State::Closed) {
             return Err(DropReason::Closed);
@@ -657,7 +661,9 @@ impl<H: Handshake> Connection<H> {
         if h.session_id != self.session_id {
             return Err(DropReason::UnknownSession);
         }
-        if h.typ.is_handshake() {
+        if h.typ == PacketType::HsReject {
+            self.on_reject(p.payload())
+        } else if h.typ.is_handshake() {
             self.on_handshake(now, h.typ, p.payload(), trust)
         } else {
             self.on_data(now, &h, p.header_bytes(), p.payload())
@@ -669,7 +675,7 @@ impl<H: Handshake> Connection<H> {
         now: Instant,
         typ: PacketType,
         msg: &[u8],
-        trust: &dyn TrustStore,
+        trust: &mut dyn TrustStore,
     ) -> Result<(), DropReason> {
         if matches!(self.state, State::Closing { .. } | State::Draining { .. }) {
             return Err(DropReason::Closed);
@@ -695,6 +701,20 @@ impl<H: Handshake> Connection<H> {
                 self.rtt.update(sample, Duration::ZERO);
             }
         }
+        Ok(())
+    }
+
+    /// An HS_REJECT is honoured only by an initiator whose handshake the
+    /// responder has not confirmed yet (the endpoint checked the source).
+    fn on_reject(&mut self, payload: &[u8]) -> Result<(), DropReason> {
+        if self.role != Role::Initiator
+            || self.confirmed
+            || !matches!(self.state, State::Handshake | State::Established)
+        {
+            return Err(DropReason::UnexpectedHandshake);
+        }
+        let code = RejectCode::from_payload(payload).ok_or(DropReason::Malformed)?;
+        self.close_now(CloseReason::Rejected(code));
         Ok(())
     }
 
@@ -1263,7 +1283,7 @@ mod tests {
             &mut self,
             _now: Instant,
             msg: &[u8],
-            _trust: &dyn TrustStore,
+            _trust: &mut dyn TrustStore,
         ) -> Result<(), HsError> {
             if msg != [self.step + 1; 8] {
                 return Err(HsError::new("fake-mismatch"));
@@ -1322,12 +1342,12 @@ mod tests {
             let mut any = false;
             while let Some(n) = a.poll_transmit(now, &mut buf) {
                 largest = largest.max(n);
-                let _ = b.handle_datagram(now, &buf[..n], &NoTrust);
+                let _ = b.handle_datagram(now, &buf[..n], &mut NoTrust);
                 any = true;
             }
             while let Some(n) = b.poll_transmit(now, &mut buf) {
                 largest = largest.max(n);
-                let _ = a.handle_datagram(now, &buf[..n], &NoTrust);
+                let _ = a.handle_datagram(now, &buf[..n], &mut NoTrust);
                 any = true;
             }
             if !any {
@@ -1399,7 +1419,7 @@ mod tests {
             let (mut a, mut b) = pair();
             pump(&mut a, &mut b, t(0));
             let before = b.stats().rejected.total();
-            let r = b.handle_datagram(t(1), &data, &NoTrust);
+            let r = b.handle_datagram(t(1), &data, &mut NoTrust);
             prop_assert!(r.is_err());
             prop_assert_eq!(b.stats().rejected.total(), before + 1);
             prop_assert!(b.is_established());

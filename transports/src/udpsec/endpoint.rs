@@ -15,17 +15,25 @@
 //! established or locally initiated connections stay until
 //! [`remove`](Endpoint::remove) (their stream may still be readable).
 
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 use dsb_noise::TrustStore;
 use smoltcp::time::{Duration, Instant};
 
 use super::config::Config;
-use super::connection::{Connection, Event};
+use super::connection::{CloseReason, Connection, Event};
 use super::handshake::{Handshake, HsError};
-use super::packet::{Header, Packet, PacketType};
+use super::packet::{Header, Packet, PacketType, HEADER_LEN};
+use super::reject::{RejectCode, REJECT_PAYLOAD_LEN};
 use super::stats::{DropReason, RejectCounters};
 use super::MAX_DATAGRAM;
+
+/// Most HS_REJECT packets queued at once (more are not sent, only counted).
+pub const MAX_PENDING_REJECTS: usize = 16;
+/// HS_REJECT budget: a burst of this many...
+pub const REJECT_BURST: u32 = 16;
+/// ...then one more per this interval.
+pub const REJECT_INTERVAL: Duration = Duration::from_millis(10);
 
 /// Endpoint limits.
 #[derive(Debug, Clone)]
@@ -91,6 +99,10 @@ pub struct EndpointStats {
     pub half_open_reaped: u64,
     /// Datagrams dropped before reaching a connection.
     pub rejected: RejectCounters,
+    /// HS_REJECT packets sent (refused handshakes).
+    pub rejects_sent: u64,
+    /// Refusals not answered with an HS_REJECT (queue full or over budget).
+    pub rejects_suppressed: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -142,6 +154,9 @@ pub struct Endpoint<H: Handshake, A: Copy + Eq> {
     conns: BTreeMap<u64, Slot<H, A>>,
     sources: Vec<(A, Bucket, Instant)>,
     global: Option<Bucket>,
+    /// Refused handshakes to answer: (initiator address, session id, why).
+    rejects: VecDeque<(A, u64, RejectCode)>,
+    reject_budget: Option<Bucket>,
     cursor: u64,
     stats: EndpointStats,
 }
@@ -155,6 +170,8 @@ impl<H: Handshake, A: Copy + Eq> Endpoint<H, A> {
             conns: BTreeMap::new(),
             sources: Vec::new(),
             global: None,
+            rejects: VecDeque::new(),
+            reject_budget: None,
             cursor: 0,
             stats: EndpointStats::default(),
         }
@@ -237,6 +254,29 @@ impl<H: Handshake, A: Copy + Eq> Endpoint<H, A> {
         Err(r)
     }
 
+    /// Queues an HS_REJECT for a refused handshake (bounded; beyond the
+    /// queue or the budget the refusal is only counted).
+    fn refuse(&mut self, now: Instant, remote: A, sid: u64, code: RejectCode) {
+        let budget = self
+            .reject_budget
+            .get_or_insert_with(|| Bucket::new(REJECT_BURST, now))
+            .take(now, REJECT_BURST, REJECT_INTERVAL);
+        if !budget || self.rejects.len() >= MAX_PENDING_REJECTS {
+            self.stats.rejects_suppressed += 1;
+            return;
+        }
+        self.rejects.push_back((remote, sid, code));
+    }
+
+    /// The HS_REJECT code for a responder connection whose handshake failed.
+    fn refusal_code(conn: &Connection<H>) -> RejectCode {
+        match conn.close_reason() {
+            Some(CloseReason::HandshakeFailed(e)) => RejectCode::for_error(e),
+            Some(CloseReason::HandshakeTimeout) => RejectCode::HandshakeTimeout,
+            _ => RejectCode::Other,
+        }
+    }
+
     /// Route one datagram from `remote`. `accept` supplies a responder
     /// handshake when a new session may be created (return `None` to refuse);
     /// `trust` is handed to the handshake (identity check of message 3).
@@ -246,7 +286,7 @@ impl<H: Handshake, A: Copy + Eq> Endpoint<H, A> {
         now: Instant,
         remote: A,
         datagram: &[u8],
-        trust: &dyn TrustStore,
+        trust: &mut dyn TrustStore,
         accept: impl FnOnce() -> Option<H>,
     ) -> Result<u64, DropReason> {
         if datagram.len() > MAX_DATAGRAM {
@@ -256,7 +296,16 @@ impl<H: Handshake, A: Copy + Eq> Endpoint<H, A> {
             return self.reject(DropReason::Truncated);
         };
         if let Some(slot) = self.conns.get_mut(&sid) {
-            return slot.conn.handle_datagram(now, datagram, trust).map(|_| sid);
+            if Header::peek_type(datagram) == Some(PacketType::HsReject) && slot.remote != remote {
+                // Unauthenticated: only from the address we are talking to.
+                return self.reject(DropReason::UnexpectedHandshake);
+            }
+            let r = slot.conn.handle_datagram(now, datagram, trust);
+            if r == Err(DropReason::HandshakeFailed) && !slot.local {
+                let code = Self::refusal_code(&slot.conn);
+                self.refuse(now, remote, sid, code);
+            }
+            return r.map(|_| sid);
         }
         let p = match Packet::new_checked(datagram) {
             Ok(p) => p,
@@ -268,16 +317,20 @@ impl<H: Handshake, A: Copy + Eq> Endpoint<H, A> {
             Err(e) => return self.reject(e),
         }
         self.reap();
+        // Transient overload: dropped quietly, the initiator's re-send retries.
         if self.half_open() >= self.config.max_half_open {
             return self.reject(DropReason::HalfOpenFull);
-        }
-        if self.conns.len() >= self.config.max_connections {
-            return self.reject(DropReason::EndpointFull);
         }
         if !self.source_allows(now, remote) || !self.global_allows(now) {
             return self.reject(DropReason::RateLimited);
         }
+        // A refusal: answered, so the initiator need not wait out its timer.
+        if self.conns.len() >= self.config.max_connections {
+            self.refuse(now, remote, sid, RejectCode::NotAccepting);
+            return self.reject(DropReason::EndpointFull);
+        }
         let Some(hs) = accept() else {
+            self.refuse(now, remote, sid, RejectCode::NotAccepting);
             return self.reject(DropReason::EndpointFull);
         };
         let mut conn = Connection::accept(self.conn_config.clone(), sid, hs, now);
@@ -295,12 +348,26 @@ impl<H: Handshake, A: Copy + Eq> Endpoint<H, A> {
                 );
                 Ok(sid)
             }
-            Err(e) => self.reject(e),
+            Err(e) => {
+                if e == DropReason::HandshakeFailed {
+                    let code = Self::refusal_code(&conn);
+                    self.refuse(now, remote, sid, code);
+                }
+                self.reject(e)
+            }
         }
     }
 
-    /// Next datagram to send and where to, round-robin over connections.
+    /// Next datagram to send and where to: queued HS_REJECTs first, then the
+    /// connections round-robin.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<(A, usize)> {
+        if let Some(&(remote, sid, code)) = self.rejects.front() {
+            if let Some(n) = emit_reject(sid, code, buf) {
+                self.rejects.pop_front();
+                self.stats.rejects_sent += 1;
+                return Some((remote, n));
+            }
+        }
         let start = self.cursor;
         let ids: Vec<u64> = self
             .conns
@@ -319,7 +386,9 @@ impl<H: Handshake, A: Copy + Eq> Endpoint<H, A> {
         None
     }
 
-    /// Earliest deadline over all connections.
+    /// Earliest deadline over all connections. (HS_REJECTs are queued by
+    /// `handle_datagram`; like every answer, they are pulled with
+    /// `poll_transmit` after the input.)
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.conns
             .values()
@@ -400,4 +469,25 @@ impl<H: Handshake, A: Copy + Eq> Endpoint<H, A> {
     pub fn stats(&self) -> &EndpointStats {
         &self.stats
     }
+}
+
+/// Writes an HS_REJECT for `session_id` into `buf`; returns its length.
+fn emit_reject(session_id: u64, code: RejectCode, buf: &mut [u8]) -> Option<usize> {
+    let n = HEADER_LEN + REJECT_PAYLOAD_LEN;
+    let out = buf.get_mut(..n)?;
+    let (hdr, body) = out.split_at_mut(HEADER_LEN);
+    let h = Header {
+        typ: PacketType::HsReject,
+        flags: 0,
+        session_id,
+        pn: 0,
+        ack: 0,
+        ack_bits: 0,
+        len: REJECT_PAYLOAD_LEN as u16,
+    };
+    if !h.emit(hdr) {
+        return None;
+    }
+    body.copy_from_slice(&code.to_payload());
+    Some(n)
 }

@@ -76,7 +76,7 @@ pub trait Handshake {
         &mut self,
         now: Instant,
         msg: &[u8],
-        trust: &dyn TrustStore,
+        trust: &mut dyn TrustStore,
     ) -> Result<(), HsError>;
     /// True after the last message was written or read.
     fn is_finished(&self) -> bool;
@@ -242,7 +242,7 @@ impl<H: Handshake> HsDriver<H> {
         now: Instant,
         typ: PacketType,
         msg: &[u8],
-        trust: &dyn TrustStore,
+        trust: &mut dyn TrustStore,
     ) -> Result<HsOutcome, HandshakeReject> {
         let expected = match (self.role, self.out_typ) {
             (Role::Responder, None) => PacketType::HsInit,

@@ -27,6 +27,7 @@ pub mod pacing;
 pub mod packet;
 pub mod range_set;
 pub mod recovery;
+pub mod reject;
 pub mod send_buf;
 pub mod sent;
 pub mod stats;
@@ -37,6 +38,7 @@ pub use connection::{CloseReason, Connection, Event, Role};
 pub use endpoint::{Endpoint, EndpointConfig, EndpointError, EndpointStats};
 pub use handshake::{Handshake, HsError, SessionKeys};
 pub use noise::NoiseHandshake;
+pub use reject::RejectCode;
 pub use stats::{DropReason, RejectCounters, Stats};
 pub use transport::{UdpSecConfig, UdpSecStats, UdpSecTransport};
 

@@ -116,7 +116,7 @@ impl Handshake for NoiseHandshake {
         &mut self,
         now: Instant,
         msg: &[u8],
-        trust: &dyn TrustStore,
+        trust: &mut dyn TrustStore,
     ) -> Result<(), HsError> {
         let Stage::Running(hs) = &mut self.stage else {
             return Err(HsError::OUT_OF_TURN);

@@ -53,6 +53,8 @@ pub enum PacketType {
     HsFinish = 3,
     /// AEAD-protected frames.
     Data = 4,
+    /// The responder refuses the handshake (unauthenticated, 2-byte code).
+    HsReject = 5,
 }
 
 impl PacketType {
@@ -62,13 +64,17 @@ impl PacketType {
             2 => Some(PacketType::HsResp),
             3 => Some(PacketType::HsFinish),
             4 => Some(PacketType::Data),
+            5 => Some(PacketType::HsReject),
             _ => None,
         }
     }
 
-    /// True for the three handshake types.
+    /// True for the three handshake message types.
     pub fn is_handshake(self) -> bool {
-        !matches!(self, PacketType::Data)
+        matches!(
+            self,
+            PacketType::HsInit | PacketType::HsResp | PacketType::HsFinish
+        )
     }
 }
 
@@ -211,8 +217,13 @@ impl Header {
             ack_bits: p.ack_bits(),
             len: p.len(),
         };
-        if typ.is_handshake() {
+        if typ.is_handshake() || typ == PacketType::HsReject {
             if h.flags != 0 || h.pn != 0 || h.ack != 0 || h.ack_bits != 0 || h.len == 0 {
+                return Err(DropReason::Malformed);
+            }
+            if typ == PacketType::HsReject
+                && usize::from(h.len) != super::reject::REJECT_PAYLOAD_LEN
+            {
                 return Err(DropReason::Malformed);
             }
         } else {

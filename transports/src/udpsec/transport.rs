@@ -197,14 +197,14 @@ impl UdpSecTransport {
             let rng = &mut *cx.rng;
             // Length, header, session and rate checks happen in the endpoint;
             // a new session costs a DH only after all of them passed.
-            let r = self
-                .endpoint
-                .handle_datagram(now, meta.endpoint, datagram, cx.trust, || {
-                    if !listening {
-                        return None;
-                    }
-                    NoiseHandshake::responder(identity, rng, now, hs_cfg).ok()
-                });
+            let r =
+                self.endpoint
+                    .handle_datagram(now, meta.endpoint, datagram, &mut *cx.trust, || {
+                        if !listening {
+                            return None;
+                        }
+                        NoiseHandshake::responder(identity, rng, now, hs_cfg).ok()
+                    });
             if r == Err(DropReason::HandshakeFailed) {
                 if let Some(sid) = Header::peek_session_id(datagram) {
                     Self::report_inbound_failure(
@@ -256,6 +256,7 @@ impl UdpSecTransport {
             CloseReason::Peer { .. } => TransportError::PeerClosed,
             CloseReason::IdleTimeout => TransportError::Timeout,
             CloseReason::HandshakeTimeout => TransportError::Noise(NoiseError::HandshakeTimeout),
+            CloseReason::Rejected(code) => TransportError::Rejected(code),
             CloseReason::HandshakeFailed(_) => self
                 .endpoint
                 .connection(sid)

@@ -1,0 +1,131 @@
+//! Discovery on the wire: the UDP socket on port 37020, announces out to the
+//! multicast group (or the subnet broadcast address when the interface
+//! cannot join the group), datagrams in to [`Discovery`].
+
+use alloc::vec;
+
+use dsb_discovery::{Discovery, PeerEvent, DISCOVERY_GROUP, DISCOVERY_PORT};
+use dsb_noise::DeviceId;
+use smoltcp::iface::{Interface, SocketHandle, SocketSet};
+use smoltcp::socket::udp;
+use smoltcp::time::Instant;
+use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address, Ipv4Cidr};
+
+use super::event::{BusFailure, Events, NodeEvent};
+use super::noise_id;
+
+/// Discovery socket: datagrams buffered each way.
+pub const DISCOVERY_PACKETS: usize = 16;
+/// Discovery socket: bytes buffered each way.
+pub const DISCOVERY_BUFFER: usize = 8 * 1024;
+/// Largest discovery datagram read (bigger ones are truncated by smoltcp's buffer and rejected).
+const DATAGRAM_MAX: usize = 1500;
+
+pub(crate) struct DiscoveryIo {
+    socket: SocketHandle,
+    target: IpEndpoint,
+    /// Announces that left the socket for the interface.
+    sent: u32,
+    /// Announces handed to the socket and not yet seen leaving it.
+    queued: u32,
+}
+
+impl DiscoveryIo {
+    /// Binds the discovery socket and joins the group; `multicast` in the
+    /// result says whether announces go to the group or to the broadcast address.
+    pub fn open(
+        iface: &mut Interface,
+        sockets: &mut SocketSet<'_>,
+        cidr: Ipv4Cidr,
+    ) -> Result<(Self, bool), BusFailure> {
+        let buffer = || {
+            udp::PacketBuffer::new(
+                vec![udp::PacketMetadata::EMPTY; DISCOVERY_PACKETS],
+                vec![0; DISCOVERY_BUFFER],
+            )
+        };
+        let mut sock = udp::Socket::new(buffer(), buffer());
+        if sock.bind(DISCOVERY_PORT).is_err() {
+            return Err(BusFailure::DiscoveryBind);
+        }
+        let socket = sockets.add(sock);
+        let group = Ipv4Address::from(DISCOVERY_GROUP);
+        let multicast = iface.join_multicast_group(group).is_ok();
+        let target_ip = if multicast {
+            group
+        } else {
+            cidr.broadcast().unwrap_or(Ipv4Address::BROADCAST)
+        };
+        let io = DiscoveryIo {
+            socket,
+            target: IpEndpoint::new(IpAddress::Ipv4(target_ip), DISCOVERY_PORT),
+            sent: 0,
+            queued: 0,
+        };
+        Ok((io, multicast))
+    }
+
+    /// Receives every waiting datagram, expires peers, queues due announces.
+    pub fn poll(
+        &mut self,
+        now: Instant,
+        sockets: &mut SocketSet<'_>,
+        discovery: &mut Discovery,
+        events: &mut Events,
+        mut on_lost: impl FnMut(DeviceId),
+    ) {
+        let sock = sockets.get_mut::<udp::Socket>(self.socket);
+        let mut buf = [0u8; DATAGRAM_MAX];
+        while let Ok((data, meta)) = sock.recv() {
+            let n = data.len().min(buf.len());
+            buf[..n].copy_from_slice(&data[..n]);
+            match discovery.handle_datagram(now, meta.endpoint, &buf[..n]) {
+                Ok(Some(PeerEvent::Found(id))) => {
+                    if let Some(id) = noise_id(&id) {
+                        events.push(NodeEvent::PeerFound(id));
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => events.push(NodeEvent::AnnounceIgnored(e)),
+            }
+        }
+        while let Some(bytes) = discovery.poll_transmit(now) {
+            if sock.send_slice(&bytes, self.target).is_ok() {
+                self.queued = self.queued.saturating_add(1);
+            }
+        }
+        discovery.expire(now);
+        while let Some(ev) = discovery.poll_event() {
+            match ev {
+                PeerEvent::Found(id) => {
+                    if let Some(id) = noise_id(&id) {
+                        events.push(NodeEvent::PeerFound(id));
+                    }
+                }
+                PeerEvent::Lost(id, _) => {
+                    if let Some(id) = noise_id(&id) {
+                        on_lost(id);
+                        events.push(NodeEvent::PeerLost(id));
+                    }
+                }
+                PeerEvent::Updated(_) => {}
+            }
+        }
+    }
+
+    /// After the interface was polled: announces no longer in the socket's
+    /// transmit buffer went out to the device.
+    pub fn confirm_sent(&mut self, sockets: &mut SocketSet<'_>, events: &mut Events) {
+        if self.queued == 0 {
+            return;
+        }
+        let sock = sockets.get_mut::<udp::Socket>(self.socket);
+        if sock.send_queue() == 0 {
+            for _ in 0..self.queued {
+                self.sent = self.sent.saturating_add(1);
+                events.push(NodeEvent::AnnounceSent { count: self.sent });
+            }
+            self.queued = 0;
+        }
+    }
+}

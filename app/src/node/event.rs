@@ -1,0 +1,216 @@
+//! What a node reports, with typed reasons: every label a console line or a
+//! counter shows comes from one of these enums.
+
+use alloc::collections::VecDeque;
+use core::fmt;
+
+use dsb_discovery::AnnounceError;
+use dsb_noise::DeviceId;
+use dsb_transports::mux::MuxError;
+use dsb_transports::transport::{TransportError, TransportKind};
+use smoltcp::time::Duration;
+
+/// Why TCP carries a session although udp-sec exists in the protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FallbackReason {
+    /// udp-sec is switched off on this node (`udpsec=off`).
+    Disabled,
+    /// Our udp-sec socket could not be bound.
+    ListenFailed,
+    /// The peer announces no udp-sec port.
+    NotOffered,
+    /// The peer never answered our udp-sec handshake within the deadline:
+    /// it is unreachable over UDP (e.g. filtered). A refusal is not this.
+    Unreachable,
+    /// The peer opened a TCP session to us although both sides offer udp-sec.
+    PeerChoseTcp,
+}
+
+impl FallbackReason {
+    /// Stable label.
+    pub fn label(self) -> &'static str {
+        match self {
+            FallbackReason::Disabled => "disabled",
+            FallbackReason::ListenFailed => "listen-failed",
+            FallbackReason::NotOffered => "not-offered",
+            FallbackReason::Unreachable => "unreachable",
+            FallbackReason::PeerChoseTcp => "peer-chose-tcp",
+        }
+    }
+}
+
+/// Why a session ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DownReason {
+    /// The transport ended it (peer closed, reset, idle, decrypt failure...).
+    Transport(TransportError),
+    /// The multiplexer failed (protocol violation, idle timeout, GOAWAY).
+    Mux(MuxError),
+    /// A session with the same peer that wins the tie-break replaced it.
+    Superseded,
+    /// The transport took fewer bytes than it said it would.
+    ShortWrite,
+    /// This node closed it.
+    Local,
+}
+
+impl DownReason {
+    /// Stable label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            DownReason::Transport(e) => e.label(),
+            DownReason::Mux(e) => e.label(),
+            DownReason::Superseded => "superseded",
+            DownReason::ShortWrite => "transport-short-write",
+            DownReason::Local => "local",
+        }
+    }
+}
+
+impl fmt::Display for DownReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// Which way a failed handshake went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// We dialled; the peer refused, or we rejected its answer.
+    Outbound,
+    /// The peer dialled; we rejected its handshake.
+    Inbound,
+}
+
+/// Why the bus could not start on this node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BusFailure {
+    DiscoveryBind,
+    DeviceId,
+    TcpListen,
+    UdpSecListen,
+    MuxConfig,
+}
+
+impl BusFailure {
+    /// Stable label.
+    pub fn label(self) -> &'static str {
+        match self {
+            BusFailure::DiscoveryBind => "discovery bind",
+            BusFailure::DeviceId => "device id",
+            BusFailure::TcpListen => "tcp listen",
+            BusFailure::UdpSecListen => "udp-sec listen",
+            BusFailure::MuxConfig => "mux config",
+        }
+    }
+}
+
+/// What happened in the node, in order. The image prints these as markers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeEvent {
+    /// Discovery socket bound, receive path active.
+    DiscoveryUp {
+        multicast: bool,
+    },
+    /// An announce left the discovery socket for the interface (`count` so far).
+    AnnounceSent {
+        count: u32,
+    },
+    PeerFound(DeviceId),
+    PeerLost(DeviceId),
+    /// A datagram on the discovery port was dropped.
+    AnnounceIgnored(AnnounceError),
+    /// The udp-sec socket is bound and accepting sessions.
+    UdpSecListening {
+        port: u16,
+    },
+    /// udp-sec is off (`peer: None`) or does not carry the session with
+    /// `peer` (`reason` says why): TCP carries it instead.
+    UdpSecFallback {
+        peer: Option<DeviceId>,
+        reason: FallbackReason,
+    },
+    TransportSelected {
+        peer: DeviceId,
+        kind: TransportKind,
+    },
+    SessionConnect(DeviceId),
+    IdentityBound(DeviceId),
+    /// The peer failed to prove the identity it claimed (or that we expected).
+    IdentityMismatch(DeviceId),
+    /// A handshake failed: we refused the peer's (`Inbound`), or ours was
+    /// refused or did not complete (`Outbound`).
+    HandshakeFailed {
+        peer: Option<DeviceId>,
+        error: TransportError,
+        direction: Direction,
+    },
+    /// Both sides agree the session exists (the initiator has key confirmation).
+    AuthOk(DeviceId),
+    /// The authenticated session runs over udp-sec.
+    UdpSecSessionOk(DeviceId),
+    PingOk {
+        peer: DeviceId,
+        kind: TransportKind,
+        rtt: Duration,
+    },
+    MuxDataOk {
+        peer: DeviceId,
+        kind: TransportKind,
+        bytes: u64,
+    },
+    /// The slow sink received everything while the writer was held back by credit.
+    BackpressureOk {
+        peer: DeviceId,
+        kind: TransportKind,
+        bytes: u64,
+        blocked: u32,
+        peak_buffered: usize,
+    },
+    /// Every self-test step completed over this session.
+    SessionOk {
+        peer: DeviceId,
+        kind: TransportKind,
+    },
+    /// The session ended.
+    SessionClosed {
+        peer: DeviceId,
+        kind: TransportKind,
+        reason: DownReason,
+    },
+    /// The self-test client failed on a session.
+    ServiceFailed {
+        peer: DeviceId,
+        what: &'static str,
+    },
+    /// Our own node could not start its bus layer (socket bind, listen).
+    BusFailed(BusFailure),
+}
+
+/// Most queued node events (oldest dropped beyond this).
+pub const EVENT_QUEUE_CAP: usize = 64;
+
+/// The node's bounded event queue.
+#[derive(Debug, Default)]
+pub(crate) struct Events {
+    q: VecDeque<NodeEvent>,
+    dropped: u32,
+}
+
+impl Events {
+    pub(crate) fn push(&mut self, e: NodeEvent) {
+        if self.q.len() >= EVENT_QUEUE_CAP {
+            self.q.pop_front();
+            self.dropped = self.dropped.saturating_add(1);
+        }
+        self.q.push_back(e);
+    }
+
+    pub(crate) fn pop(&mut self) -> Option<NodeEvent> {
+        self.q.pop_front()
+    }
+
+    pub(crate) fn dropped(&self) -> u32 {
+        self.dropped
+    }
+}
