@@ -5,10 +5,12 @@
 
 use dsb_app::config::Transport as Mode;
 use dsb_app::node::{Behaviour, FallbackReason, NodeConfig, NodeEvent};
+use dsb_discovery::AnnounceError;
 use dsb_noise::{DeviceId, Identity};
 use dsb_tests::nodesim::{make_node_with, pins, NodeSim};
 use dsb_tests::simwire::{Wire, WireConfig};
-use dsb_transports::transport::TransportKind;
+use dsb_transports::transport::{TransportError, TransportKind};
+use dsb_transports::udpsec::RejectCode;
 use smoltcp::time::Duration;
 
 const IDS: [&str; 2] = ["node-a", "node-b"];
@@ -394,10 +396,27 @@ fn spoofer_over_udpsec_is_rejected_at_message_3() {
             "node {i}"
         );
     }
-    assert!(
-        !sim.saw(2, |e| matches!(e, NodeEvent::PingOk { .. })),
-        "data reached the spoofer"
-    );
+    // The impostor never believed it had a session: node-a refused its
+    // message 3, and told it so (HS_REJECT) rather than letting it time out.
+    assert!(!sim.saw(2, |e| matches!(
+        e,
+        NodeEvent::AuthOk(_) | NodeEvent::IdentityBound(_) | NodeEvent::PingOk { .. }
+    )));
+    assert!(sim.saw(2, |e| matches!(
+        e,
+        NodeEvent::HandshakeFailed {
+            error: TransportError::Rejected(RejectCode::IdentityMismatch),
+            ..
+        }
+    )));
+    assert!(sim.saw(0, |e| matches!(
+        e,
+        NodeEvent::AnnounceIgnored(AnnounceError::KeyMismatch)
+    )));
+    assert!(sim.saw(1, |e| matches!(
+        e,
+        NodeEvent::AnnounceIgnored(AnnounceError::SelfAnnounce)
+    )));
 }
 
 #[test]

@@ -57,8 +57,9 @@ pub const MAX_SESSIONS: usize = 8;
 pub enum Behaviour {
     /// Follows the protocol.
     Honest,
-    /// Test adversary: announces someone else's device id with its own keys
-    /// and tries to connect to every peer it sees, ignoring the tie-break.
+    /// Dials every peer it sees, ignoring the tie-break (a test adversary:
+    /// the image's spoofer also claims someone else's device id; tests use
+    /// it for simultaneous dials).
     Spoofer,
 }
 
@@ -70,6 +71,9 @@ pub struct NodeConfig {
     /// Pinned (device id, Ed25519 device key) pairs: provisioned trust that
     /// trust-on-first-use can never override.
     pub pinned: Vec<(dsb_discovery::DeviceId, [u8; 32])>,
+    /// Trust on first use: an unknown id is bound to the first device key
+    /// that proves it (announce or handshake). Off: only pinned ids.
+    pub tofu: bool,
     /// High half of announce sequence numbers; must grow across reboots.
     pub boot_epoch: u32,
     /// Bytes the self-test client moves through the bulk echo per session.
@@ -100,6 +104,7 @@ impl NodeConfig {
         NodeConfig {
             tcp_port,
             pinned: Vec::new(),
+            tofu: true,
             boot_epoch: 0,
             bulk_bytes: 64 * 1024,
             sink_bytes: 0,
@@ -286,6 +291,7 @@ impl<D: Device> Node<D> {
         dcfg.tcp_port = NonZeroU16::new(self.cfg.tcp_port);
         dcfg.boot_epoch = self.cfg.boot_epoch;
         dcfg.pinned = self.cfg.pinned.clone();
+        dcfg.trust_on_first_use = self.cfg.tofu;
         for name in [services::PING_SERVICE, services::BULK_SERVICE] {
             if let Ok(n) = ServiceName::new(name.as_bytes()) {
                 let _ = dcfg.services.push(n);

@@ -107,6 +107,8 @@ pub struct MuxStats {
     pub frames_rx: u64,
     /// Whole frames emitted.
     pub frames_tx: u64,
+    /// Largest whole frame received (header included), bytes.
+    pub largest_frame_rx: usize,
     /// Bytes fed to `handle_bytes`.
     pub bytes_rx: u64,
     /// Bytes emitted by `poll_transmit`.

@@ -239,6 +239,7 @@ impl Mux {
         let mut reader = core::mem::take(&mut self.reader);
         let result = reader.feed(bytes, |raw| {
             self.stats.frames_rx = self.stats.frames_rx.saturating_add(1);
+            self.stats.largest_frame_rx = self.stats.largest_frame_rx.max(raw.len());
             let frame = Frame::parse(raw)?;
             self.on_frame(now, frame)
         });
