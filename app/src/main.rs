@@ -345,13 +345,14 @@ mod image {
                 NodeEvent::SessionClosed { peer, kind, reason } => {
                     log::warn!("session: {} ({kind}) down ({reason})", peer.as_str())
                 }
-                NodeEvent::ServiceFailed { peer, what } => {
-                    log::error!("selftest: {} with {}", what, peer.as_str())
+                NodeEvent::ServiceFailed { peer, kind, what } => {
+                    log::error!("selftest: {what} with {} ({kind})", peer.as_str())
                 }
                 NodeEvent::BusFailed(what) => log::error!("bus: {}", what.label()),
                 NodeEvent::PeerLost(peer) => log::info!("discovery: lost {}", peer.as_str()),
-                NodeEvent::BackpressureOk { bytes, blocked, peak_buffered, .. } => log::info!(
-                    "selftest: sink took {bytes} bytes, writer held {blocked} times, peak {peak_buffered} buffered"
+                NodeEvent::BackpressureOk { bytes, blocked, peak_buffered, elapsed, .. } => log::info!(
+                    "selftest: peer's sink took {bytes} bytes in {} ms, writer held at zero credit {blocked} times, reader peak {peak_buffered} bytes",
+                    elapsed.total_millis()
                 ),
                 _ => {}
             },

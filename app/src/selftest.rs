@@ -93,7 +93,8 @@ pub struct NetSelftest {
     deadline: Instant,
     goal: BusGoal,
     transport: TransportGoal,
-    /// Largest mux buffering the udp-sec backpressure step accepts.
+    /// Largest reader buffering (its channel window) the udp-sec
+    /// backpressure step accepts.
     memory_cap: usize,
     /// Nodes whose goals count (the spoofer's do not).
     honest: [bool; MAX_NODES as usize],
@@ -110,7 +111,7 @@ impl NetSelftest {
             deadline,
             goal: BusGoal::None,
             transport: TransportGoal::Any,
-            memory_cap: crate::node::NodeConfig::new(0).mux.memory_bound(),
+            memory_cap: crate::node::NodeConfig::new(0).mux.recv_window as usize,
             honest: [true; MAX_NODES as usize],
             bus: [BusProgress::default(); MAX_NODES as usize],
         }
@@ -129,7 +130,7 @@ impl NetSelftest {
         self
     }
 
-    /// The most a mux may buffer in the udp-sec backpressure step.
+    /// The most the reader may buffer in the udp-sec backpressure step.
     pub fn with_memory_cap(mut self, cap: usize) -> NetSelftest {
         self.memory_cap = cap;
         self
@@ -172,6 +173,13 @@ impl NetSelftest {
                     && (what.contains("mismatch") || what.contains("too long")) =>
             {
                 return Some(self.fail(Failure::BulkMismatch));
+            }
+            NodeEvent::ServiceFailed { what, kind, .. }
+                if kind == udp
+                    && what.starts_with("sink")
+                    && self.honest.get(node).copied().unwrap_or(false) =>
+            {
+                return Some(self.fail(Failure::UdpSecBackpressure));
             }
             NodeEvent::PingOk { kind, .. } if kind == udp && !p.udpsec_control => {
                 p.udpsec_control = true;
@@ -329,6 +337,7 @@ mod bus_tests {
                 bytes: 1,
                 blocked,
                 peak_buffered: peak,
+                elapsed: smoltcp::time::Duration::from_secs(1),
             },
             session_ok(peer, kind),
         ]
@@ -420,6 +429,72 @@ mod bus_tests {
             "SELFTEST: udp-sec fallback ok (udp-sec off)"
         );
         assert_eq!(t.verdict(), Verdict::AllOk);
+    }
+
+    #[test]
+    fn a_runtime_fallback_is_proven_only_by_a_session_with_that_peer() {
+        let (b, c) = (
+            DeviceId::new("node-b").unwrap(),
+            DeviceId::new("node-c").unwrap(),
+        );
+        let mut t = NetSelftest::new(1, Instant::from_secs(30))
+            .with_goal(BusGoal::Sessions { spoof: false }, [true; 3])
+            .with_transport(TransportGoal::Fallback);
+        pinged(&mut t, 1);
+        let fallback = NodeEvent::UdpSecFallback {
+            peer: Some(b),
+            reason: FallbackReason::Unreachable,
+        };
+        assert!(t.on_node_event(0, &fallback).is_none());
+        // A TCP session with another peer proves nothing about node-b.
+        assert!(t
+            .on_node_event(0, &session_ok(c, TransportKind::Tcp))
+            .is_none());
+        assert_eq!(t.verdict(), Verdict::Pending);
+        let m = t
+            .on_node_event(0, &session_ok(b, TransportKind::Tcp))
+            .unwrap();
+        assert_eq!(
+            alloc::string::ToString::to_string(&m),
+            "SELFTEST: udp-sec fallback ok (peer=node-b unreachable)"
+        );
+        assert_eq!(t.verdict(), Verdict::AllOk);
+    }
+
+    #[test]
+    fn a_bulk_mismatch_or_a_failed_sink_fails_the_run_at_once() {
+        let b = DeviceId::new("node-b").unwrap();
+        for (what, kind, failure) in [
+            (
+                "bulk echo mismatch",
+                TransportKind::Tcp,
+                Failure::BulkMismatch,
+            ),
+            (
+                "bulk hash mismatch",
+                TransportKind::UdpSec,
+                Failure::BulkMismatch,
+            ),
+            (
+                "sink was not slow",
+                TransportKind::UdpSec,
+                Failure::UdpSecBackpressure,
+            ),
+        ] {
+            let mut t = NetSelftest::new(1, Instant::from_secs(30))
+                .with_goal(BusGoal::Sessions { spoof: false }, [true; 3]);
+            let ev = NodeEvent::ServiceFailed {
+                peer: b,
+                kind,
+                what,
+            };
+            assert_eq!(
+                t.on_node_event(0, &ev)
+                    .map(|m| alloc::string::ToString::to_string(&m)),
+                Some(alloc::format!("SELFTEST: FAIL {}", failure.label()))
+            );
+            assert_eq!(t.verdict(), Verdict::Failed(failure));
+        }
     }
 
     #[test]

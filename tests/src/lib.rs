@@ -3,6 +3,7 @@
 //! matching; and the scenario table.
 
 pub mod cli;
+pub mod cputime;
 pub mod link;
 pub mod markers;
 pub mod nodesim;

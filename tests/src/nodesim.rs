@@ -174,6 +174,12 @@ impl NodeSim {
             .map(|l| l.at)
     }
 
+    /// Position in the log of node `i`'s first event matching `pred`: unlike
+    /// times, positions order events that happened in the same poll.
+    pub fn first_index(&self, i: usize, pred: impl Fn(&NodeEvent) -> bool) -> Option<usize> {
+        self.log.iter().position(|l| l.node == i && pred(&l.event))
+    }
+
     /// Replaces node `i` by a fresh boot of the same identity (peer restart).
     pub fn restart(&mut self, i: usize, id: &str, cfg: NodeConfig) {
         let dev = self.wire.device(i + 1);

@@ -41,20 +41,25 @@ fn two_nodes_reach_session_ok_in_marker_order() {
     ));
     assert!(!sim.saw(1, |e| matches!(e, NodeEvent::SessionConnect(_))));
     for i in 0..2 {
-        let order = [
-            sim.first(i, |e| matches!(e, NodeEvent::DiscoveryUp { .. })),
-            sim.first(i, |e| matches!(e, NodeEvent::PeerFound(_))),
-            sim.first(i, |e| matches!(e, NodeEvent::TransportSelected { .. })),
-            sim.first(i, |e| matches!(e, NodeEvent::IdentityBound(_))),
-            sim.first(i, |e| matches!(e, NodeEvent::AuthOk(_))),
-            sim.first(i, |e| matches!(e, NodeEvent::PingOk { .. })),
-            sim.first(i, |e| matches!(e, NodeEvent::MuxDataOk { .. })),
-            sim.first(i, |e| matches!(e, NodeEvent::SessionOk { .. })),
-        ];
-        let times: Vec<_> = order.iter().map(|t| t.expect("event missing")).collect();
+        // The dialler found its peer first; the acceptor needs no announce.
+        let found = [sim.first_index(i, |e| matches!(e, NodeEvent::PeerFound(_)))];
+        let order: Vec<Option<usize>> =
+            [sim.first_index(i, |e| matches!(e, NodeEvent::DiscoveryUp { .. }))]
+                .into_iter()
+                .chain(found.into_iter().filter(|_| i == 0))
+                .chain([
+                    sim.first_index(i, |e| matches!(e, NodeEvent::TransportSelected { .. })),
+                    sim.first_index(i, |e| matches!(e, NodeEvent::IdentityBound(_))),
+                    sim.first_index(i, |e| matches!(e, NodeEvent::AuthOk(_))),
+                    sim.first_index(i, |e| matches!(e, NodeEvent::PingOk { .. })),
+                    sim.first_index(i, |e| matches!(e, NodeEvent::MuxDataOk { .. })),
+                    sim.first_index(i, |e| matches!(e, NodeEvent::SessionOk { .. })),
+                ])
+                .collect();
+        let at: Vec<usize> = order.iter().map(|t| t.expect("event missing")).collect();
         assert!(
-            times.windows(2).all(|w| w[0] <= w[1]),
-            "node {i}: out of order {times:?}"
+            at.windows(2).all(|w| w[0] < w[1]),
+            "node {i}: out of order {at:?}"
         );
     }
     // Exactly one session per pair.
@@ -100,14 +105,14 @@ fn slow_reader_holds_the_writer_by_credit_with_bounded_memory() {
             c
         },
     );
-    let cap = NodeConfig::new(0).mux.memory_bound();
+    let window = NodeConfig::new(0).mux.recv_window as usize;
     assert!(
         sim.run_until(Duration::from_secs(60), all_ok),
         "log: {:#?}",
         sim.log
     );
     for i in 0..2 {
-        let (bytes, blocked, peak) = sim
+        let (bytes, blocked, peak, elapsed) = sim
             .log
             .iter()
             .find_map(|l| match l.event {
@@ -115,28 +120,27 @@ fn slow_reader_holds_the_writer_by_credit_with_bounded_memory() {
                     bytes,
                     blocked,
                     peak_buffered,
+                    elapsed,
                     ..
-                } if l.node == i => Some((bytes, blocked, peak_buffered)),
+                } if l.node == i => Some((bytes, blocked, peak_buffered, elapsed)),
                 _ => None,
             })
             .expect("backpressure event");
         assert_eq!(bytes, sink_bytes);
+        // Holds are counted only while the reader's credit was zero.
         assert!(
-            blocked > 10,
-            "node {i}: the writer was never held back ({blocked})"
+            blocked > 0,
+            "node {i}: the writer was never held by the reader"
         );
-        assert!(peak <= cap, "node {i}: {peak} buffered > cap {cap}");
-        // Writing 512 KiB at 128 KiB/s cannot finish before ~4 s: credit paced it.
-        let t = sim
-            .first(i, |e| matches!(e, NodeEvent::BackpressureOk { .. }))
-            .unwrap();
-        let start = sim
-            .first(i, |e| matches!(e, NodeEvent::MuxDataOk { .. }))
-            .unwrap();
+        // The reader filled its channel window and never went beyond it.
         assert!(
-            t - start >= Duration::from_millis(3500),
-            "node {i}: {:?}",
-            t - start
+            peak >= window / 2 && peak <= window,
+            "node {i}: reader peak {peak}, window {window}"
+        );
+        // 512 KiB at 128 KiB/s, minus the window and the first burst: >= 3.25 s.
+        assert!(
+            elapsed >= Duration::from_millis(3250),
+            "node {i}: {elapsed:?}"
         );
     }
 }

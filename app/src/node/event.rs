@@ -159,13 +159,16 @@ pub enum NodeEvent {
         kind: TransportKind,
         bytes: u64,
     },
-    /// The slow sink received everything while the writer was held back by credit.
+    /// The slow sink received everything: the writer was refused `blocked`
+    /// times while the reader's credit was zero, the reader buffered at most
+    /// `peak_buffered` (within its window), and the phase took `elapsed`.
     BackpressureOk {
         peer: DeviceId,
         kind: TransportKind,
         bytes: u64,
         blocked: u32,
         peak_buffered: usize,
+        elapsed: Duration,
     },
     /// Every self-test step completed over this session.
     SessionOk {
@@ -181,6 +184,7 @@ pub enum NodeEvent {
     /// The self-test client failed on a session.
     ServiceFailed {
         peer: DeviceId,
+        kind: TransportKind,
         what: &'static str,
     },
     /// Our own node could not start its bus layer (socket bind, listen).

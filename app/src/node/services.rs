@@ -7,9 +7,15 @@
 //!   byte (and an FNV-1a hash of it) before the marker.
 //!
 //! - `sink`: a deliberately slow reader (a token bucket of `rate` bytes per
-//!   second, 1/8 s deep). The client writes as fast as the mux lets it; credit runs out,
-//!   `write` reports `WouldBlock`, and the client counts how often it was held
-//!   back and the most the two muxes ever buffered (backpressure).
+//!   second, 1/8 s deep). The client writes as fast as the mux lets it. It
+//!   counts a *hold* only when a write is refused while the peer's credit
+//!   for the channel is zero (the reader, not our own buffer, stops us).
+//!   When the client finished, the sink reads the rest, then answers with a
+//!   12-byte report (bytes read `u64` BE, most bytes it ever had buffered on
+//!   the channel `u32` BE) and finishes. Backpressure is proven only if the
+//!   writer was held, the phase lasted at least as long as the sink's rate
+//!   allows, and the reader's peak buffering reached at least half of its
+//!   channel window without exceeding it.
 //!
 //! The ping and bulk servers are the same echo: read what the write side can
 //! take, write it back, finish after the peer finished and everything was
@@ -29,6 +35,36 @@ pub const SINK_SERVICE: &str = "sink";
 const CHUNK: usize = 4096;
 /// Most channels a node echoes for one peer at a time.
 pub const MAX_ECHO_CHANNELS: usize = 8;
+/// Length of the sink's report: bytes read (u64 BE) and peak buffered (u32 BE).
+pub const SINK_REPORT_LEN: usize = 12;
+
+/// What the client requires of the slow sink (the peer runs the same
+/// configuration as we do: the self-test is symmetric).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SinkCheck {
+    /// The sink phase cannot finish sooner than this at the sink's rate.
+    pub min_duration: Duration,
+    /// The reader's channel window: its peak buffering must stay within it...
+    pub window: usize,
+    /// ...and reach at least this (the reader really filled up).
+    pub min_peak: usize,
+}
+
+impl SinkCheck {
+    /// Expectations for `bytes` pushed into a sink reading `rate` bytes/s
+    /// through a channel window of `window` bytes.
+    pub fn new(bytes: u64, rate: u64, window: usize) -> SinkCheck {
+        let rate = rate.max(1);
+        let burst = (rate / 8).max(CHUNK as u64);
+        // The window and the sink's first burst go through at once; the rest at `rate`.
+        let paced = bytes.saturating_sub(window as u64 + burst);
+        SinkCheck {
+            min_duration: Duration::from_micros(paced.saturating_mul(1_000_000) / rate),
+            window,
+            min_peak: window / 2,
+        }
+    }
+}
 
 /// Byte `i` of the bulk pattern for `seed`.
 pub fn pattern_byte(seed: u32, i: u64) -> u8 {
@@ -65,11 +101,14 @@ pub enum ClientEvent {
         bytes: u64,
         hash: u64,
     },
-    /// Every byte reached the slow reader; `blocked` writes were held back by credit.
+    /// Every byte reached the slow reader; `blocked` writes were refused
+    /// while the peer's credit was zero; the reader buffered at most
+    /// `peak_buffered` on the channel; the phase took `elapsed`.
     BackpressureOk {
         bytes: u64,
         blocked: u32,
         peak_buffered: usize,
+        elapsed: Duration,
     },
     Failed(&'static str),
 }
@@ -95,6 +134,9 @@ enum Step {
         sent: u64,
         blocked: u32,
         finished: bool,
+        started: Instant,
+        report: [u8; SINK_REPORT_LEN],
+        got: usize,
     },
     Done,
     Failed,
@@ -107,6 +149,7 @@ pub struct Client {
     bulk_bytes: u64,
     sink_bytes: u64,
     seed: u32,
+    sink_check: SinkCheck,
     tx_hash: Fnv,
     rx_hash: Fnv,
     echo_buf_max: usize,
@@ -114,13 +157,15 @@ pub struct Client {
 
 impl Client {
     /// A client that will move `bulk_bytes` through the bulk echo (pattern
-    /// `seed`) and then, if `sink_bytes > 0`, push that much into the slow sink.
-    pub fn new(bulk_bytes: u64, sink_bytes: u64, seed: u32) -> Self {
+    /// `seed`) and then, if `sink_bytes > 0`, push that much into the slow
+    /// sink and judge its backpressure by `sink_check`.
+    pub fn new(bulk_bytes: u64, sink_bytes: u64, seed: u32, sink_check: SinkCheck) -> Self {
         Client {
             step: Step::Start,
             bulk_bytes,
             sink_bytes,
             seed,
+            sink_check,
             tx_hash: Fnv::default(),
             rx_hash: Fnv::default(),
             echo_buf_max: 0,
@@ -280,6 +325,9 @@ impl Client {
                                     sent: 0,
                                     blocked: 0,
                                     finished: false,
+                                    started: now,
+                                    report: [0; SINK_REPORT_LEN],
+                                    got: 0,
                                 };
                             }
                             Err(_) => return Some(ClientEvent::Failed("sink open")),
@@ -297,13 +345,20 @@ impl Client {
                 sent,
                 blocked,
                 finished,
+                started,
+                report,
+                got,
             } => {
                 let buf = [0x5au8; CHUNK];
                 while *sent < self.sink_bytes {
                     let n = (self.sink_bytes - *sent).min(CHUNK as u64) as usize;
                     match mux.write(*id, buf.get(..n).unwrap_or(&[])) {
                         Ok(0) | Err(ChannelError::WouldBlock) => {
-                            *blocked = blocked.saturating_add(1);
+                            // Held by the reader only if its credit ran out;
+                            // a full send buffer of our own is not a hold.
+                            if mux.send_credit(*id) == Some(0) {
+                                *blocked = blocked.saturating_add(1);
+                            }
                             break;
                         }
                         Ok(w) => *sent += w as u64,
@@ -317,35 +372,85 @@ impl Client {
                         Err(_) => return Some(ClientEvent::Failed("sink finish")),
                     }
                 }
-                // The sink finishes its side once it has read everything.
-                let mut probe = [0u8; 1];
-                let eof = match mux.read(*id, &mut probe) {
-                    Ok(0) | Err(ChannelError::Finished | ChannelError::Closed) => true,
-                    Ok(_) => return Some(ClientEvent::Failed("sink sent data")),
-                    Err(ChannelError::WouldBlock) => false,
-                    Err(_) => return Some(ClientEvent::Failed("sink read")),
+                // The sink reports once it has read everything, then finishes.
+                let eof = loop {
+                    let Some(room) = report.get_mut(*got..) else {
+                        return Some(ClientEvent::Failed("sink report"));
+                    };
+                    if room.is_empty() {
+                        let mut probe = [0u8; 1];
+                        match mux.read(*id, &mut probe) {
+                            Ok(0) | Err(ChannelError::Finished | ChannelError::Closed) => {
+                                break true
+                            }
+                            Ok(_) => return Some(ClientEvent::Failed("sink report too long")),
+                            Err(ChannelError::WouldBlock) => break false,
+                            Err(_) => return Some(ClientEvent::Failed("sink read")),
+                        }
+                    }
+                    match mux.read(*id, room) {
+                        Ok(0) | Err(ChannelError::Finished | ChannelError::Closed) => {
+                            return Some(ClientEvent::Failed("sink report short"))
+                        }
+                        Ok(n) => *got += n,
+                        Err(ChannelError::WouldBlock) => break false,
+                        Err(_) => return Some(ClientEvent::Failed("sink read")),
+                    }
                 };
-                if *finished && eof {
-                    let (bytes, blocked) = (*sent, *blocked);
-                    self.step = Step::Done;
-                    return Some(ClientEvent::BackpressureOk {
+                if !(*finished && eof) {
+                    return None;
+                }
+                let (bytes, blocked, elapsed) = (*sent, *blocked, now - *started);
+                let mut read = [0u8; 8];
+                read.copy_from_slice(report.get(..8).unwrap_or(&[0; 8]));
+                let mut peak = [0u8; 4];
+                peak.copy_from_slice(report.get(8..12).unwrap_or(&[0; 4]));
+                let (read, peak) = (u64::from_be_bytes(read), u32::from_be_bytes(peak) as usize);
+                self.step = Step::Done;
+                let check = self.sink_check;
+                return Some(if read != bytes {
+                    ClientEvent::Failed("sink lost bytes")
+                } else if blocked == 0 {
+                    ClientEvent::Failed("sink never held the writer")
+                } else if elapsed < check.min_duration {
+                    ClientEvent::Failed("sink was not slow")
+                } else if peak > check.window {
+                    ClientEvent::Failed("sink buffered beyond its window")
+                } else if peak < check.min_peak {
+                    ClientEvent::Failed("sink never filled its window")
+                } else {
+                    ClientEvent::BackpressureOk {
                         bytes,
                         blocked,
-                        peak_buffered: self.echo_buf_max,
-                    });
-                }
-                None
+                        peak_buffered: peak,
+                        elapsed,
+                    }
+                });
             }
             Step::Done | Step::Failed => None,
         }
     }
 }
 
+/// One channel the server serves.
+#[derive(Clone, Copy, Debug)]
+struct Served {
+    id: ChannelId,
+    /// The peer finished its side.
+    peer_done: bool,
+    /// A `sink` channel (drained slowly) rather than an echo.
+    sink: bool,
+    /// Sink: bytes read and the most ever buffered on the channel.
+    read: u64,
+    peak: usize,
+    /// Sink: bytes of the report already written.
+    reported: usize,
+}
+
 /// Serves the peer's channels: echoes `ping` and `bulk`, drains `sink` slowly.
 #[derive(Debug)]
 pub struct EchoServer {
-    /// (channel, peer finished its side, is a sink)
-    channels: heapless::Vec<(ChannelId, bool, bool), MAX_ECHO_CHANNELS>,
+    channels: heapless::Vec<Served, MAX_ECHO_CHANNELS>,
     /// Bytes echoed in total.
     pub echoed: u64,
     /// Bytes the sink consumed in total.
@@ -392,23 +497,28 @@ impl EchoServer {
     pub fn on_event(&mut self, mux: &mut Mux, ev: MuxEvent) -> Option<MuxEvent> {
         match ev {
             MuxEvent::ChannelOpened { id, name } => {
-                let sink = name.as_str() == SINK_SERVICE;
-                if self.channels.push((id, false, sink)).is_err() {
+                let served = Served {
+                    id,
+                    peer_done: false,
+                    sink: name.as_str() == SINK_SERVICE,
+                    read: 0,
+                    peak: 0,
+                    reported: 0,
+                };
+                if self.channels.push(served).is_err() {
                     let _ = mux.reset(id, 1);
                 }
                 None
             }
-            MuxEvent::Finished { id } => {
-                match self.channels.iter_mut().find(|(c, _, _)| *c == id) {
-                    Some(slot) => {
-                        slot.1 = true;
-                        None
-                    }
-                    None => Some(ev),
+            MuxEvent::Finished { id } => match self.channels.iter_mut().find(|c| c.id == id) {
+                Some(slot) => {
+                    slot.peer_done = true;
+                    None
                 }
-            }
+                None => Some(ev),
+            },
             MuxEvent::Reset { id, .. } => {
-                if let Some(pos) = self.channels.iter().position(|(c, _, _)| *c == id) {
+                if let Some(pos) = self.channels.iter().position(|c| c.id == id) {
                     self.channels.swap_remove(pos);
                     None
                 } else {
@@ -439,57 +549,89 @@ impl EchoServer {
         let mut buf = [0u8; CHUNK];
         let mut i = 0;
         while i < self.channels.len() {
-            let Some(&(id, peer_done, sink)) = self.channels.get(i) else {
+            let Some(c) = self.channels.get_mut(i) else {
                 break;
             };
-            let mut gone = false;
-            while sink && self.sink_tokens > 0 {
-                let n = (self.sink_tokens as usize).min(CHUNK);
-                match mux.read(id, buf.get_mut(..n).unwrap_or(&mut [])) {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        self.sunk += n as u64;
-                        self.sink_tokens -= n as u64;
-                    }
-                    Err(_) => break,
-                }
-            }
-            loop {
-                if sink {
-                    break;
-                }
-                let room = mux.write_capacity(id).min(CHUNK);
-                if room == 0 {
-                    break;
-                }
-                match mux.read(id, buf.get_mut(..room).unwrap_or(&mut [])) {
-                    Ok(0) => break,
-                    Ok(n) => match mux.write(id, buf.get(..n).unwrap_or(&[])) {
-                        Ok(w) if w == n => self.echoed += n as u64,
-                        _ => {
-                            // write_capacity said it fits; anything else ends the channel.
-                            let _ = mux.reset(id, 2);
-                            gone = true;
-                            break;
-                        }
-                    },
-                    Err(ChannelError::WouldBlock) => break,
-                    Err(_) => break,
-                }
-            }
-            if !gone && peer_done && mux.readable_len(id) == 0 {
-                match mux.finish(id) {
-                    Ok(()) | Err(ChannelError::Finished) | Err(ChannelError::Closed) => gone = true,
-                    Err(ChannelError::WouldBlock) => {}
-                    Err(_) => gone = true,
-                }
-            }
+            let gone = if c.sink {
+                Self::drain_sink(c, mux, &mut self.sink_tokens, &mut self.sunk, &mut buf)
+            } else {
+                Self::echo(c, mux, &mut self.echoed, &mut buf)
+            };
             if gone {
                 self.channels.swap_remove(i);
             } else {
                 i += 1;
             }
         }
+    }
+
+    /// Reads a sink channel within the token budget; once the peer finished
+    /// and everything was read, writes the report and finishes. True when done.
+    fn drain_sink(
+        c: &mut Served,
+        mux: &mut Mux,
+        tokens: &mut u64,
+        sunk: &mut u64,
+        buf: &mut [u8; CHUNK],
+    ) -> bool {
+        c.peak = c.peak.max(mux.readable_len(c.id));
+        while *tokens > 0 {
+            let n = (*tokens as usize).min(CHUNK);
+            match mux.read(c.id, buf.get_mut(..n).unwrap_or(&mut [])) {
+                Ok(0) => break,
+                Ok(n) => {
+                    *sunk += n as u64;
+                    c.read += n as u64;
+                    *tokens -= n as u64;
+                }
+                Err(_) => break,
+            }
+        }
+        if !c.peer_done || mux.readable_len(c.id) > 0 {
+            return false;
+        }
+        let mut report = [0u8; SINK_REPORT_LEN];
+        report[..8].copy_from_slice(&c.read.to_be_bytes());
+        let peak = u32::try_from(c.peak).unwrap_or(u32::MAX);
+        report[8..].copy_from_slice(&peak.to_be_bytes());
+        while c.reported < SINK_REPORT_LEN {
+            match mux.write(c.id, report.get(c.reported..).unwrap_or(&[])) {
+                Ok(n) if n > 0 => c.reported += n,
+                Ok(_) | Err(ChannelError::WouldBlock) => return false,
+                Err(_) => return true,
+            }
+        }
+        match mux.finish(c.id) {
+            Err(ChannelError::WouldBlock) => false,
+            _ => true,
+        }
+    }
+
+    /// Echoes what the write side can take; finishes after the peer did and
+    /// everything was echoed. True when done.
+    fn echo(c: &mut Served, mux: &mut Mux, echoed: &mut u64, buf: &mut [u8; CHUNK]) -> bool {
+        loop {
+            let room = mux.write_capacity(c.id).min(CHUNK);
+            if room == 0 {
+                break;
+            }
+            match mux.read(c.id, buf.get_mut(..room).unwrap_or(&mut [])) {
+                Ok(0) => break,
+                Ok(n) => match mux.write(c.id, buf.get(..n).unwrap_or(&[])) {
+                    Ok(w) if w == n => *echoed += n as u64,
+                    _ => {
+                        // write_capacity said it fits; anything else ends the channel.
+                        let _ = mux.reset(c.id, 2);
+                        return true;
+                    }
+                },
+                Err(_) => break,
+            }
+        }
+        if c.peer_done && mux.readable_len(c.id) == 0 {
+            return !matches!(mux.finish(c.id), Err(ChannelError::WouldBlock));
+        }
+        false
     }
 }
 
@@ -509,10 +651,29 @@ mod tests {
     }
 
     #[test]
-    fn fnv_known_value_and_server_default() {
-        let _ = EchoServer::new(0);
+    fn fnv_known_values() {
         let mut h = Fnv::default();
+        assert_eq!(h.0, 0xcbf2_9ce4_8422_2325, "offset basis");
         h.update(b"a");
         assert_eq!(h.0, 0xaf63_dc4c_8601_ec8c);
+        let mut h = Fnv::default();
+        h.update(b"foobar");
+        assert_eq!(h.0, 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn sink_expectations_follow_rate_window_and_burst() {
+        // 256 KiB at 256 KiB/s through a 64 KiB window, 32 KiB first burst:
+        // 160 KiB must be paced, 625 ms.
+        let c = SinkCheck::new(256 * 1024, 256 * 1024, 64 * 1024);
+        assert_eq!(c.min_duration, Duration::from_millis(625));
+        assert_eq!((c.window, c.min_peak), (64 * 1024, 32 * 1024));
+        // Less than window + burst: nothing to pace.
+        assert_eq!(
+            SinkCheck::new(1000, 100, 64 * 1024).min_duration,
+            Duration::ZERO
+        );
+        // A zero rate does not divide by zero.
+        let _ = SinkCheck::new(1 << 20, 0, 1024);
     }
 }

@@ -19,7 +19,7 @@ use smoltcp::time::Instant;
 use super::admission::lower;
 use super::dialer::Dialer;
 use super::event::{BusFailure, Direction, DownReason, Events, FallbackReason, NodeEvent};
-use super::services::{Client, ClientEvent, EchoServer};
+use super::services::{Client, ClientEvent, EchoServer, SinkCheck};
 use super::transports::Transports;
 use super::{noise_id, NodeConfig, MAX_SESSIONS};
 use crate::config::Transport as TransportMode;
@@ -193,7 +193,12 @@ impl Sessions {
                     initiated,
                     mux,
                     sink_bytes,
-                    client: Client::new(bulk_bytes, sink_bytes, seed),
+                    client: Client::new(
+                        bulk_bytes,
+                        sink_bytes,
+                        seed,
+                        SinkCheck::new(sink_bytes, cfg.sink_rate, cfg.mux.recv_window as usize),
+                    ),
                     server: EchoServer::new(cfg.sink_rate),
                     ping_ok: false,
                     bulk_ok: false,
@@ -348,6 +353,7 @@ fn run_client(s: &mut Session, now: Instant, events: &mut Events) {
                 bytes,
                 blocked,
                 peak_buffered,
+                elapsed,
             } => {
                 events.push(NodeEvent::BackpressureOk {
                     peer,
@@ -355,13 +361,14 @@ fn run_client(s: &mut Session, now: Instant, events: &mut Events) {
                     bytes,
                     blocked,
                     peak_buffered,
+                    elapsed,
                 });
                 if s.ping_ok && s.bulk_ok {
                     events.push(NodeEvent::SessionOk { peer, kind });
                 }
             }
             ClientEvent::Failed(what) => {
-                events.push(NodeEvent::ServiceFailed { peer, what });
+                events.push(NodeEvent::ServiceFailed { peer, kind, what });
                 break;
             }
         }

@@ -904,6 +904,16 @@ impl Mux {
             .map_or(0, |c| c.recv_buf.len())
     }
 
+    /// Bytes the peer still lets us send on a channel: the smaller of its
+    /// channel credit and the session credit (`None` if unknown). Zero means
+    /// the reader is holding the writer back.
+    pub fn send_credit(&self, id: ChannelId) -> Option<u32> {
+        self.channels
+            .iter()
+            .find(|c| c.id == id.0)
+            .map(|c| c.send_credit.min(self.session_send_credit))
+    }
+
     /// Bytes `write` would accept on a channel now (0 if unknown or finished).
     pub fn write_capacity(&self, id: ChannelId) -> usize {
         self.channels
