@@ -408,7 +408,7 @@ impl Client {
                 let (read, peak) = (u64::from_be_bytes(read), u32::from_be_bytes(peak) as usize);
                 self.step = Step::Done;
                 let check = self.sink_check;
-                return Some(if read != bytes {
+                Some(if read != bytes {
                     ClientEvent::Failed("sink lost bytes")
                 } else if blocked == 0 {
                     ClientEvent::Failed("sink never held the writer")
@@ -425,7 +425,7 @@ impl Client {
                         peak_buffered: peak,
                         elapsed,
                     }
-                });
+                })
             }
             Step::Done | Step::Failed => None,
         }
@@ -601,10 +601,7 @@ impl EchoServer {
                 Err(_) => return true,
             }
         }
-        match mux.finish(c.id) {
-            Err(ChannelError::WouldBlock) => false,
-            _ => true,
-        }
+        !matches!(mux.finish(c.id), Err(ChannelError::WouldBlock))
     }
 
     /// Echoes what the write side can take; finishes after the peer did and
