@@ -292,7 +292,11 @@ impl<D: Device> Node<D> {
         dcfg.boot_epoch = self.cfg.boot_epoch;
         dcfg.pinned = self.cfg.pinned.clone();
         dcfg.trust_on_first_use = self.cfg.tofu;
-        for name in [services::PING_SERVICE, services::BULK_SERVICE] {
+        for name in [
+            services::PING_SERVICE,
+            services::BULK_SERVICE,
+            services::SINK_SERVICE,
+        ] {
             if let Ok(n) = ServiceName::new(name.as_bytes()) {
                 let _ = dcfg.services.push(n);
             }
