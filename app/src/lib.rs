@@ -7,6 +7,7 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+pub mod bus;
 pub mod config;
 pub mod marker;
 pub mod net;

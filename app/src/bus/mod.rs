@@ -1,0 +1,6 @@
+//! The bus as a library: what applications use on top of the node's
+//! authenticated sessions. Sans-IO, `no_std` + `alloc`, every buffer bounded.
+//!
+//! - [`channel`]: the byte-stream view services are written against.
+
+pub mod channel;
