@@ -152,6 +152,50 @@ fn open_for_an_unregistered_service_is_refused_and_the_session_goes_on() {
 }
 
 #[test]
+fn a_denied_service_is_refused_as_access_denied_before_any_byte_is_delivered() {
+    let mut p = Pair::new(MuxConfig::default(), 4, &["echo"]);
+    p.b.deny_service("secret").unwrap();
+    let id = p.a.open("secret").unwrap();
+    p.a.write(id, b"must never arrive").unwrap();
+    p.settle().unwrap();
+    assert_eq!(
+        events(&mut p.b),
+        vec![MuxEvent::Refused {
+            id,
+            name: name("secret"),
+            reason: RefuseReason::AccessDenied
+        }]
+    );
+    assert_eq!(p.b.stats().refused_access_denied, 1);
+    assert_eq!(
+        p.b.stats().data_rx,
+        0,
+        "no byte of the refused channel reached b"
+    );
+    assert_eq!(
+        events(&mut p.a),
+        vec![MuxEvent::Reset {
+            id,
+            code: reset_code::ACCESS_DENIED
+        }]
+    );
+    assert_eq!(
+        RefuseReason::from_reset_code(reset_code::ACCESS_DENIED),
+        Some(RefuseReason::AccessDenied)
+    );
+    // Allowing it later (register) lifts the denial; unregistering forgets it.
+    p.b.register_service("secret").unwrap();
+    let ok = p.a.open("secret").unwrap();
+    p.a.write(ok, b"now").unwrap();
+    p.settle().unwrap();
+    let mut got = Vec::new();
+    read_all(&mut p.b, ok, &mut got, 16);
+    assert_eq!(got, b"now");
+    assert!(p.b.unregister_service("secret"));
+    assert!(!p.b.unregister_service("secret"));
+}
+
+#[test]
 fn opens_beyond_max_channels_are_refused_per_channel() {
     let small = MuxConfig {
         max_channels: 2,

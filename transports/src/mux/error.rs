@@ -50,6 +50,8 @@ pub mod reset_code {
     pub const UNKNOWN_SERVICE: u16 = 0xFF01;
     /// The peer had no free channel slot (`too-many-channels`).
     pub const TOO_MANY_CHANNELS: u16 = 0xFF02;
+    /// The service exists but its access policy does not allow us (`access-denied`).
+    pub const ACCESS_DENIED: u16 = 0xFF03;
 }
 
 /// A fatal session error. After it the session is over.
@@ -162,6 +164,8 @@ pub enum RefuseReason {
     UnknownService,
     /// All `max_channels` slots are in use (or the event queue is nearly full).
     TooManyChannels,
+    /// The service exists, but its access policy does not allow this peer.
+    AccessDenied,
 }
 
 impl RefuseReason {
@@ -170,6 +174,7 @@ impl RefuseReason {
         match self {
             RefuseReason::UnknownService => "unknown-service",
             RefuseReason::TooManyChannels => "too-many-channels",
+            RefuseReason::AccessDenied => "access-denied",
         }
     }
 
@@ -178,6 +183,7 @@ impl RefuseReason {
         match self {
             RefuseReason::UnknownService => reset_code::UNKNOWN_SERVICE,
             RefuseReason::TooManyChannels => reset_code::TOO_MANY_CHANNELS,
+            RefuseReason::AccessDenied => reset_code::ACCESS_DENIED,
         }
     }
 
@@ -186,6 +192,7 @@ impl RefuseReason {
         match code {
             reset_code::UNKNOWN_SERVICE => Some(RefuseReason::UnknownService),
             reset_code::TOO_MANY_CHANNELS => Some(RefuseReason::TooManyChannels),
+            reset_code::ACCESS_DENIED => Some(RefuseReason::AccessDenied),
             _ => None,
         }
     }

@@ -121,6 +121,8 @@ pub struct MuxStats {
     pub refused_unknown_service: u64,
     /// Incoming OPENs refused with `too-many-channels`.
     pub refused_too_many_channels: u64,
+    /// Incoming OPENs refused with `access-denied`.
+    pub refused_access_denied: u64,
     /// Frames for channels that were already closed or reset, ignored.
     pub stale_frames: u64,
     /// Events dropped because the queue was full.

@@ -48,6 +48,8 @@ pub struct Mux {
     reader: FrameReader,
     channels: Vec<Channel>,
     services: Vec<ServiceName>,
+    /// Services that exist but are closed to this peer (refused `access-denied`).
+    denied: Vec<ServiceName>,
     /// Next id this side opens (`None` once exhausted).
     next_local_id: Option<u32>,
     /// Highest id this side opened (0 = none yet).
@@ -107,6 +109,7 @@ impl Mux {
             reader: FrameReader::default(),
             channels: Vec::new(),
             services: Vec::new(),
+            denied: Vec::new(),
             next_local_id: Some(match role {
                 Role::Initiator => 1,
                 Role::Responder => 2,
@@ -159,6 +162,7 @@ impl Mux {
     /// Accept incoming channels for `name` from now on (up to `MAX_SERVICES`).
     pub fn register_service(&mut self, name: &str) -> Result<(), ChannelError> {
         let name = ServiceName::new(name.as_bytes()).ok_or(ChannelError::InvalidName)?;
+        self.denied.retain(|s| *s != name);
         if self.services.contains(&name) {
             return Ok(());
         }
@@ -169,11 +173,29 @@ impl Mux {
         Ok(())
     }
 
-    /// Stop accepting new channels for `name`; true if it was registered.
+    /// Refuse incoming channels for `name` with `access-denied` (rather than
+    /// `unknown-service`): the service exists, but not for this peer. At most
+    /// `MAX_SERVICES` names.
+    pub fn deny_service(&mut self, name: &str) -> Result<(), ChannelError> {
+        let name = ServiceName::new(name.as_bytes()).ok_or(ChannelError::InvalidName)?;
+        self.services.retain(|s| *s != name);
+        if self.denied.contains(&name) {
+            return Ok(());
+        }
+        if self.denied.len() >= MAX_SERVICES {
+            return Err(ChannelError::TooManyServices);
+        }
+        self.denied.push(name);
+        Ok(())
+    }
+
+    /// Stop accepting (or denying) new channels for `name`: it becomes
+    /// unknown; true if it was registered or denied.
     pub fn unregister_service(&mut self, name: &str) -> bool {
-        let before = self.services.len();
+        let before = self.services.len() + self.denied.len();
         self.services.retain(|s| s.as_bytes() != name.as_bytes());
-        self.services.len() != before
+        self.denied.retain(|s| s.as_bytes() != name.as_bytes());
+        self.services.len() + self.denied.len() != before
     }
 
     /// Whether the session has ended (error or `close`).
@@ -331,7 +353,9 @@ impl Mux {
         {
             return Err(MuxError::DuplicateName(id));
         }
-        let refuse = if !self.services.contains(&name) {
+        let refuse = if self.denied.contains(&name) {
+            Some(RefuseReason::AccessDenied)
+        } else if !self.services.contains(&name) {
             Some(RefuseReason::UnknownService)
         } else if self.channels.len() >= self.config.max_channels
             || self.events.len().saturating_add(EVENT_HEADROOM) > EVENT_QUEUE_CAP
@@ -353,6 +377,10 @@ impl Mux {
                 RefuseReason::TooManyChannels => {
                     self.stats.refused_too_many_channels =
                         self.stats.refused_too_many_channels.saturating_add(1);
+                }
+                RefuseReason::AccessDenied => {
+                    self.stats.refused_access_denied =
+                        self.stats.refused_access_denied.saturating_add(1);
                 }
             }
             self.push_event(MuxEvent::Refused {
