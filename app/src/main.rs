@@ -29,9 +29,11 @@ mod image {
     use dsb_app::config::{Config, Scenario, Transport};
     use dsb_app::marker::{Failure, LabelLimit, Marker, NodePrefix, NODE_IDS};
     use dsb_app::net::{NetEvent, NetStack, NetStackConfig};
-    use dsb_app::node::{self, Behaviour, NodeConfig, NodeEvent};
+    use dsb_app::node::{self, DialPolicy, NodeConfig, NodeEvent};
     use dsb_app::rng::NodeRng;
-    use dsb_app::selftest::{BusGoal, NetSelftest, TransportGoal, Verdict};
+    use dsb_app::selftest::{
+        BusGoal, NetSelftest, SelftestApp, SelftestConfig, TestEvent, TransportGoal, Verdict,
+    };
     use dsb_noise::Identity;
     use rand_core::RngCore;
     use smoltcp::time::{Duration, Instant};
@@ -58,6 +60,8 @@ mod image {
         rng: NodeRng,
         /// Console rate limit of rejection lines, per label.
         limit: LabelLimit,
+        /// The self-test application running on this node.
+        app: SelftestApp,
     }
 
     const UNPREFIXED: NodePrefix = NodePrefix(None);
@@ -244,23 +248,34 @@ mod image {
             node_config.boot_epoch = epoch;
             node_config.transport = config.transport;
             node_config.udpsec_port = config.udpsec.then_some(UDPSEC_PORT_BASE + index as u16);
-            node_config.udpsec_bulk_bytes = UDPSEC_BULK_BYTES;
-            node_config.udpsec_sink_bytes = UDPSEC_SINK_BYTES;
             node_config.pinned = pins
                 .iter()
                 .filter(|(id, _)| id.as_bytes() != identity.device_id().as_bytes())
                 .cloned()
                 .collect();
             if is_spoofer(config, index) {
-                node_config.behaviour = Behaviour::Spoofer;
+                node_config.dial = DialPolicy::Everyone;
                 node_config.pinned.clear();
                 log::warn!("spoof: this stack claims device id node-b with its own keys");
             }
+            let window = node_config.mux.recv_window as usize;
+            let mut node = node::Node::new(stack, identity, node_config);
+            let app = SelftestApp::new(SelftestConfig {
+                udpsec_bulk_bytes: UDPSEC_BULK_BYTES,
+                udpsec_sink_bytes: UDPSEC_SINK_BYTES,
+                window,
+                ..SelftestConfig::default()
+            });
+            if let Err(e) = app.publish(&mut node) {
+                log::error!("selftest: cannot publish its services ({})", e.label());
+                fail(prefix, Failure::BusStart);
+            }
             nodes.push(Node {
                 prefix,
-                node: node::Node::new(stack, identity, node_config),
+                node,
                 rng: rng.fork(),
                 limit: LabelLimit::default(),
+                app,
             });
         }
         console::set_log_prefix(UNPREFIXED);
@@ -296,6 +311,11 @@ mod image {
                 }
                 while let Some(event) = n.node.next_event() {
                     node_event(n, index, &event, &mut selftest);
+                    n.app.on_event(&mut n.node, &event);
+                }
+                n.app.poll(now, &mut n.node);
+                while let Some(event) = n.app.next_event() {
+                    test_event(n, index, &event, &mut selftest);
                 }
             }
             console::set_log_prefix(UNPREFIXED);
@@ -327,6 +347,26 @@ mod image {
         }
     }
 
+    /// Prints a self-test event's marker (or log line) and the verdict it completes.
+    fn test_event(n: &mut Node, index: usize, event: &TestEvent, selftest: &mut NetSelftest) {
+        match Marker::for_test_event(event) {
+            Some(marker) => console::marker(n.prefix, &marker),
+            None => match event {
+                TestEvent::ServiceFailed { peer, kind, what } => {
+                    log::error!("selftest: {what} with {} ({kind})", peer.as_str())
+                }
+                TestEvent::BackpressureOk { bytes, blocked, peak_buffered, elapsed, .. } => log::info!(
+                    "selftest: peer's sink took {bytes} bytes in {} ms, writer held at zero credit {blocked} times, reader peak {peak_buffered} bytes",
+                    elapsed.total_millis()
+                ),
+                _ => {}
+            },
+        }
+        if let Some(marker) = selftest.on_test_event(index, event) {
+            console::marker(n.prefix, &marker);
+        }
+    }
+
     fn print_node_event(n: &mut Node, event: &NodeEvent) {
         let limited = match event {
             NodeEvent::AnnounceIgnored(e) => Some(e.label()),
@@ -342,18 +382,7 @@ mod image {
         match Marker::for_node_event(event) {
             Some(marker) => console::marker(n.prefix, &marker),
             None => match event {
-                NodeEvent::SessionClosed { peer, kind, reason } => {
-                    log::warn!("session: {} ({kind}) down ({reason})", peer.as_str())
-                }
-                NodeEvent::ServiceFailed { peer, kind, what } => {
-                    log::error!("selftest: {what} with {} ({kind})", peer.as_str())
-                }
                 NodeEvent::BusFailed(what) => log::error!("bus: {}", what.label()),
-                NodeEvent::PeerLost(peer) => log::info!("discovery: lost {}", peer.as_str()),
-                NodeEvent::BackpressureOk { bytes, blocked, peak_buffered, elapsed, .. } => log::info!(
-                    "selftest: peer's sink took {bytes} bytes in {} ms, writer held at zero credit {blocked} times, reader peak {peak_buffered} bytes",
-                    elapsed.total_millis()
-                ),
                 _ => {}
             },
         }

@@ -13,9 +13,11 @@ use smoltcp::wire::{EthernetAddress, Ipv4Address, Ipv4Cidr};
 use dsb_noise::DeviceId;
 use dsb_transports::transport::TransportKind;
 
+use crate::bus::ServiceList;
 use crate::config::ConfigError;
-use crate::node::{Direction, FallbackReason, NodeEvent};
+use crate::node::{Direction, DownReason, FallbackReason, NodeEvent};
 use crate::rng::EntropySource;
+use crate::selftest::TestEvent;
 
 /// What went wrong, for `SELFTEST: FAIL <what>`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,7 +63,8 @@ impl Failure {
     }
 }
 
-/// One console marker.
+/// One console marker (short-lived: built, printed, dropped).
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Copy, Debug)]
 pub enum Marker<'a> {
     /// First line once the serial port works: `dsoftbus: boot`.
@@ -125,6 +128,28 @@ pub enum Marker<'a> {
         peer: Option<DeviceId>,
         reason: FallbackReason,
     },
+    /// `dsoftbusd: peer online device=<id> services=<a,b>`.
+    PeerOnline {
+        peer: DeviceId,
+        services: ServiceList,
+    },
+    /// `dsoftbusd: peer offline device=<id>`.
+    PeerOffline(DeviceId),
+    /// `dsoftbusd: session up peer=<id> transport=<t>`.
+    SessionUp { peer: DeviceId, kind: TransportKind },
+    /// `dsoftbusd: session down peer=<id> reason=<label>`.
+    SessionDown { peer: DeviceId, reason: DownReason },
+    /// `dsoftbusd: channel denied peer=<id> service=<name>` (on the refusing node).
+    ChannelDenied {
+        peer: DeviceId,
+        service: dsb_transports::mux::ServiceName,
+    },
+    /// `SELFTEST: rpc ok`.
+    RpcOk,
+    /// `SELFTEST: blob ok`.
+    BlobOk,
+    /// `SELFTEST: access denied ok`.
+    AccessDeniedOk,
     /// `dsoftbusd: handshake rejected (<label>)`: we refused an inbound handshake.
     HandshakeRejected(&'static str),
     /// `dsoftbusd: session refused peer=<id> reason=<label>`: our attempt failed.
@@ -162,9 +187,11 @@ impl Marker<'_> {
             NodeEvent::IdentityBound(id) => Marker::IdentityBound(id),
             NodeEvent::IdentityMismatch(id) => Marker::IdentityMismatch(id),
             NodeEvent::AuthOk(_) => Marker::AuthOk,
-            NodeEvent::PingOk { .. } => Marker::DsoftbusPingOk,
-            NodeEvent::MuxDataOk { kind, .. } => Marker::MuxDataOk(kind),
-            NodeEvent::SessionOk { .. } => Marker::DualNodeSessionOk,
+            NodeEvent::PeerOnline { peer, services, .. } => Marker::PeerOnline { peer, services },
+            NodeEvent::PeerOffline(peer) => Marker::PeerOffline(peer),
+            NodeEvent::SessionUp { peer, kind, .. } => Marker::SessionUp { peer, kind },
+            NodeEvent::SessionDown { peer, reason, .. } => Marker::SessionDown { peer, reason },
+            NodeEvent::ChannelDenied { peer, service } => Marker::ChannelDenied { peer, service },
             NodeEvent::UdpSecListening { port } => Marker::UdpSecListenerUp(port),
             NodeEvent::UdpSecSessionOk(_) => Marker::UdpSecSessionOk,
             NodeEvent::UdpSecFallback {
@@ -187,6 +214,19 @@ impl Marker<'_> {
                 peer,
                 reason: error.label(),
             },
+            _ => return None,
+        })
+    }
+}
+
+impl Marker<'_> {
+    /// The marker a self-test event prints, if any (the `SELFTEST: udp-sec
+    /// ...` verdicts come from [`crate::selftest::NetSelftest`]).
+    pub fn for_test_event(event: &TestEvent) -> Option<Marker<'static>> {
+        Some(match *event {
+            TestEvent::PingOk { .. } => Marker::DsoftbusPingOk,
+            TestEvent::MuxDataOk { kind, .. } => Marker::MuxDataOk(kind),
+            TestEvent::SessionOk { .. } => Marker::DualNodeSessionOk,
             _ => return None,
         })
     }
@@ -251,6 +291,33 @@ impl fmt::Display for Marker<'_> {
             Marker::HandshakeRejected(label) => {
                 write!(f, "dsoftbusd: handshake rejected ({label})")
             }
+            Marker::PeerOnline { peer, services } => write!(
+                f,
+                "dsoftbusd: peer online device={} services={services}",
+                peer.as_str()
+            ),
+            Marker::PeerOffline(peer) => {
+                write!(f, "dsoftbusd: peer offline device={}", peer.as_str())
+            }
+            Marker::SessionUp { peer, kind } => write!(
+                f,
+                "dsoftbusd: session up peer={} transport={kind}",
+                peer.as_str()
+            ),
+            Marker::SessionDown { peer, reason } => write!(
+                f,
+                "dsoftbusd: session down peer={} reason={reason}",
+                peer.as_str()
+            ),
+            Marker::ChannelDenied { peer, service } => write!(
+                f,
+                "dsoftbusd: channel denied peer={} service={}",
+                peer.as_str(),
+                service.as_str()
+            ),
+            Marker::RpcOk => f.write_str("SELFTEST: rpc ok"),
+            Marker::BlobOk => f.write_str("SELFTEST: blob ok"),
+            Marker::AccessDeniedOk => f.write_str("SELFTEST: access denied ok"),
             Marker::SessionRefused { peer, reason } => write!(
                 f,
                 "dsoftbusd: session refused peer={} reason={reason}",
@@ -500,6 +567,41 @@ mod tests {
                 Marker::Fail(Failure::BulkMismatch),
                 "SELFTEST: FAIL bulk mismatch",
             ),
+            (
+                Marker::PeerOnline {
+                    peer: b,
+                    services: ServiceList::from_names([&b"ping"[..], b"sd", b"blob"]),
+                },
+                "dsoftbusd: peer online device=node-b services=ping,sd,blob",
+            ),
+            (
+                Marker::PeerOffline(b),
+                "dsoftbusd: peer offline device=node-b",
+            ),
+            (
+                Marker::SessionUp {
+                    peer: b,
+                    kind: TransportKind::UdpSec,
+                },
+                "dsoftbusd: session up peer=node-b transport=udp-sec",
+            ),
+            (
+                Marker::SessionDown {
+                    peer: b,
+                    reason: DownReason::Superseded,
+                },
+                "dsoftbusd: session down peer=node-b reason=superseded",
+            ),
+            (
+                Marker::ChannelDenied {
+                    peer: b,
+                    service: dsb_transports::mux::ServiceName::new(b"blob").unwrap(),
+                },
+                "dsoftbusd: channel denied peer=node-b service=blob",
+            ),
+            (Marker::RpcOk, "SELFTEST: rpc ok"),
+            (Marker::BlobOk, "SELFTEST: blob ok"),
+            (Marker::AccessDeniedOk, "SELFTEST: access denied ok"),
             (
                 Marker::Fail(Failure::UdpSecBackpressure),
                 "SELFTEST: FAIL udp-sec backpressure",

@@ -17,6 +17,7 @@
 
 use dsb_app::config::Transport;
 use dsb_app::node::NodeEvent;
+use dsb_app::selftest::TestEvent;
 use dsb_tests::cputime::thread_cpu;
 use dsb_tests::nodesim::NodeSim;
 use dsb_tests::simwire::WireConfig;
@@ -83,10 +84,6 @@ fn goodput(kind: TransportKind) -> f64 {
             WireConfig::default(),
             seed,
             |i, mut c| {
-                // Only node-a runs the bulk client; node-b just echoes.
-                let load = if i == 0 { bytes } else { 1 };
-                c.bulk_bytes = load;
-                c.udpsec_bulk_bytes = load;
                 if kind == TransportKind::UdpSec {
                     c.transport = Transport::UdpSec;
                     c.udpsec_port = Some(37031 + i as u16);
@@ -94,12 +91,18 @@ fn goodput(kind: TransportKind) -> f64 {
                 c
             },
         );
+        sim.set_selftest(|i, t| {
+            // Only node-a runs the bulk client; node-b just echoes.
+            let load = if i == 0 { bytes } else { 1 };
+            t.bulk_bytes = load;
+            t.udpsec_bulk_bytes = load;
+        });
         assert!(sim.run_until(Duration::from_secs(20), both_auth));
         let start = thread_cpu();
         let done = |s: &NodeSim| {
-            s.saw(
+            s.saw_test(
                 0,
-                |e| matches!(e, NodeEvent::MuxDataOk { bytes: b, kind: k, .. } if *b == bytes && *k == kind),
+                |e| matches!(e, TestEvent::MuxDataOk { bytes: b, kind: k, .. } if *b == bytes && *k == kind),
             )
         };
         assert!(

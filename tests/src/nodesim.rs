@@ -4,6 +4,7 @@
 
 use dsb_app::net::{NetStack, NetStackConfig};
 use dsb_app::node::{Node, NodeConfig, NodeEvent};
+use dsb_app::selftest::{SelftestApp, SelftestConfig, TestEvent};
 use dsb_noise::Identity;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -18,12 +19,23 @@ pub const MIN_STEP: Duration = Duration::from_micros(50);
 /// Largest step when nothing is scheduled.
 pub const MAX_STEP: Duration = Duration::from_millis(10);
 
-/// One node event with when and where it happened.
+/// One node event with when and where it happened, and its position in
+/// the run (shared with self-test events, so the two can be ordered).
 #[derive(Clone, Copy, Debug)]
 pub struct Logged {
     pub at: Instant,
     pub node: usize,
+    pub seq: u64,
     pub event: NodeEvent,
+}
+
+/// One self-test event with when, where and its position in the run.
+#[derive(Clone, Copy, Debug)]
+pub struct TestLogged {
+    pub at: Instant,
+    pub node: usize,
+    pub seq: u64,
+    pub event: TestEvent,
 }
 
 pub struct NodeSim {
@@ -33,8 +45,20 @@ pub struct NodeSim {
     pub now: Instant,
     pub rng: ChaCha20Rng,
     pub log: Vec<Logged>,
+    /// The self-test application of each node (the image's own).
+    pub apps: Vec<SelftestApp>,
+    /// What the self-test applications reported.
+    pub tlog: Vec<TestLogged>,
+    seq: u64,
     /// Nodes not polled (switched off).
     pub stopped: Vec<bool>,
+}
+
+/// The self-test of a node with `cfg`, its services published on `node`.
+pub fn selftest_for(node: &mut Node<SimDevice>, cfg: SelftestConfig) -> SelftestApp {
+    let app = SelftestApp::new(cfg);
+    app.publish(node).expect("publish the self-test services");
+    app
 }
 
 /// MAC of node `i` (0-based).
@@ -99,13 +123,17 @@ impl NodeSim {
         let wire = Wire::new(ids.len() + 1, wire_cfg, seed);
         let now = Instant::ZERO;
         let slirp = SlirpStation::new(Slirp::restrict_on(), wire.device(0));
-        let nodes = ids
+        let mut nodes: Vec<Node<SimDevice>> = ids
             .iter()
             .enumerate()
             .map(|(i, id)| {
                 let cfg = tweak(i, NodeConfig::new(37021 + i as u16));
                 make_node(id, i, wire.device(i + 1), cfg, now)
             })
+            .collect();
+        let apps = nodes
+            .iter_mut()
+            .map(|n| selftest_for(n, SelftestConfig::default()))
             .collect();
         NodeSim {
             wire,
@@ -114,8 +142,29 @@ impl NodeSim {
             now,
             rng: ChaCha20Rng::seed_from_u64(seed),
             log: Vec::new(),
+            apps,
+            tlog: Vec::new(),
+            seq: 0,
             stopped: vec![false; ids.len()],
         }
+    }
+
+    /// Sets each node's self-test configuration (call before running).
+    pub fn set_selftest(&mut self, mut f: impl FnMut(usize, &mut SelftestConfig)) {
+        for (i, app) in self.apps.iter_mut().enumerate() {
+            let mut c = SelftestConfig::default();
+            f(i, &mut c);
+            *app = SelftestApp::new(c);
+        }
+    }
+
+    /// Adds a node (on station `i + 1` of the wire) with its self-test.
+    pub fn push_node(&mut self, node: Node<SimDevice>) {
+        let mut node = node;
+        self.apps
+            .push(selftest_for(&mut node, SelftestConfig::default()));
+        self.nodes.push(node);
+        self.stopped.push(false);
     }
 
     /// One round: slirp, every node, events collected; then time jumps.
@@ -126,10 +175,24 @@ impl NodeSim {
                 continue;
             }
             n.poll(self.now, &mut self.rng);
+            let app = &mut self.apps[i];
             while let Some(event) = n.next_event() {
+                self.seq += 1;
                 self.log.push(Logged {
                     at: self.now,
                     node: i,
+                    seq: self.seq,
+                    event,
+                });
+                app.on_event(n, &event);
+            }
+            app.poll(self.now, n);
+            while let Some(event) = app.next_event() {
+                self.seq += 1;
+                self.tlog.push(TestLogged {
+                    at: self.now,
+                    node: i,
+                    seq: self.seq,
                     event,
                 });
             }
@@ -174,15 +237,46 @@ impl NodeSim {
             .map(|l| l.at)
     }
 
-    /// Position in the log of node `i`'s first event matching `pred`: unlike
-    /// times, positions order events that happened in the same poll.
-    pub fn first_index(&self, i: usize, pred: impl Fn(&NodeEvent) -> bool) -> Option<usize> {
-        self.log.iter().position(|l| l.node == i && pred(&l.event))
+    /// Position in the run of node `i`'s first event matching `pred`:
+    /// unlike times, positions order events that happened in the same poll.
+    pub fn first_index(&self, i: usize, pred: impl Fn(&NodeEvent) -> bool) -> Option<u64> {
+        self.log
+            .iter()
+            .find(|l| l.node == i && pred(&l.event))
+            .map(|l| l.seq)
+    }
+
+    /// Whether node `i`'s self-test reported an event matching `pred`.
+    pub fn saw_test(&self, i: usize, pred: impl Fn(&TestEvent) -> bool) -> bool {
+        self.tlog.iter().any(|l| l.node == i && pred(&l.event))
+    }
+
+    /// When node `i`'s self-test first reported an event matching `pred`.
+    pub fn first_test(&self, i: usize, pred: impl Fn(&TestEvent) -> bool) -> Option<Instant> {
+        self.tlog
+            .iter()
+            .find(|l| l.node == i && pred(&l.event))
+            .map(|l| l.at)
+    }
+
+    /// Position in the run of node `i`'s first self-test event matching `pred`.
+    pub fn first_test_index(&self, i: usize, pred: impl Fn(&TestEvent) -> bool) -> Option<u64> {
+        self.tlog
+            .iter()
+            .find(|l| l.node == i && pred(&l.event))
+            .map(|l| l.seq)
     }
 
     /// Replaces node `i` by a fresh boot of the same identity (peer restart).
     pub fn restart(&mut self, i: usize, id: &str, cfg: NodeConfig) {
         let dev = self.wire.device(i + 1);
-        self.nodes[i] = make_node(id, i, dev, cfg, self.now);
+        let node = make_node(id, i, dev, cfg, self.now);
+        self.replace(i, node);
+    }
+
+    /// Replaces node `i` by `node` (a fresh boot), with a fresh self-test.
+    pub fn replace(&mut self, i: usize, node: Node<SimDevice>) {
+        self.nodes[i] = node;
+        self.apps[i] = selftest_for(&mut self.nodes[i], SelftestConfig::default());
     }
 }

@@ -4,7 +4,8 @@
 //! of at most 1200 bytes.
 
 use dsb_app::config::Transport as Mode;
-use dsb_app::node::{NodeConfig, NodeEvent};
+use dsb_app::node::NodeConfig;
+use dsb_app::selftest::TestEvent;
 use dsb_noise::DeviceId;
 use dsb_tests::nodesim::NodeSim;
 use dsb_tests::simwire::WireConfig;
@@ -26,12 +27,15 @@ fn full_size_mux_frames_cross_both_transports() {
         let mut sim = NodeSim::with(&IDS, WireConfig::default(), 3, |i, mut c: NodeConfig| {
             c.transport = mode;
             c.udpsec_port = (mode == Mode::UdpSec).then_some(37031 + i as u16);
-            c.bulk_bytes = 512 * 1024;
-            c.udpsec_bulk_bytes = 512 * 1024;
             c
         });
-        let ok =
-            |s: &NodeSim| (0..2).all(|i| s.saw(i, |e| matches!(e, NodeEvent::SessionOk { .. })));
+        sim.set_selftest(|_, t| {
+            t.bulk_bytes = 512 * 1024;
+            t.udpsec_bulk_bytes = 512 * 1024;
+        });
+        let ok = |s: &NodeSim| {
+            (0..2).all(|i| s.saw_test(i, |e| matches!(e, TestEvent::SessionOk { .. })))
+        };
         assert!(
             sim.run_until(Duration::from_secs(60), ok),
             "{mode:?}: {:#?}",
@@ -39,7 +43,7 @@ fn full_size_mux_frames_cross_both_transports() {
         );
         for i in 0..2 {
             let peer = DeviceId::new(IDS[1 - i]).unwrap();
-            let stats = sim.nodes[i].session_stats(&peer).unwrap();
+            let stats = sim.nodes[i].session_stats(&peer).unwrap().mux;
             assert_eq!(
                 stats.largest_frame_rx,
                 8 + MAX_FRAME_PAYLOAD,

@@ -3,7 +3,8 @@
 //! with identity binding, and exchange data over the mux. The node code is
 //! the image's own.
 
-use dsb_app::node::{Behaviour, NodeConfig, NodeEvent};
+use dsb_app::node::{DialPolicy, NodeConfig, NodeEvent};
+use dsb_app::selftest::TestEvent;
 use dsb_discovery::AnnounceError;
 use dsb_noise::{DeviceId, Identity};
 use dsb_tests::nodesim::{make_node_with, pins, NodeSim};
@@ -12,7 +13,7 @@ use dsb_transports::transport::TransportError;
 use smoltcp::time::Duration;
 
 fn session_ok(sim: &NodeSim, i: usize) -> bool {
-    sim.saw(i, |e| matches!(e, NodeEvent::SessionOk { .. }))
+    sim.saw_test(i, |e| matches!(e, TestEvent::SessionOk { .. }))
 }
 
 fn all_ok(sim: &NodeSim) -> bool {
@@ -43,7 +44,7 @@ fn two_nodes_reach_session_ok_in_marker_order() {
     for i in 0..2 {
         // The dialler found its peer first; the acceptor needs no announce.
         let found = [sim.first_index(i, |e| matches!(e, NodeEvent::PeerFound(_)))];
-        let order: Vec<Option<usize>> =
+        let order: Vec<Option<u64>> =
             [sim.first_index(i, |e| matches!(e, NodeEvent::DiscoveryUp { .. }))]
                 .into_iter()
                 .chain(found.into_iter().filter(|_| i == 0))
@@ -51,12 +52,12 @@ fn two_nodes_reach_session_ok_in_marker_order() {
                     sim.first_index(i, |e| matches!(e, NodeEvent::TransportSelected { .. })),
                     sim.first_index(i, |e| matches!(e, NodeEvent::IdentityBound(_))),
                     sim.first_index(i, |e| matches!(e, NodeEvent::AuthOk(_))),
-                    sim.first_index(i, |e| matches!(e, NodeEvent::PingOk { .. })),
-                    sim.first_index(i, |e| matches!(e, NodeEvent::MuxDataOk { .. })),
-                    sim.first_index(i, |e| matches!(e, NodeEvent::SessionOk { .. })),
+                    sim.first_test_index(i, |e| matches!(e, TestEvent::PingOk { .. })),
+                    sim.first_test_index(i, |e| matches!(e, TestEvent::MuxDataOk { .. })),
+                    sim.first_test_index(i, |e| matches!(e, TestEvent::SessionOk { .. })),
                 ])
                 .collect();
-        let at: Vec<usize> = order.iter().map(|t| t.expect("event missing")).collect();
+        let at: Vec<u64> = order.iter().map(|t| t.expect("event missing")).collect();
         assert!(
             at.windows(2).all(|w| w[0] < w[1]),
             "node {i}: out of order {at:?}"
@@ -69,15 +70,8 @@ fn two_nodes_reach_session_ok_in_marker_order() {
 
 #[test]
 fn one_mib_through_the_mux_arrives_byte_exact() {
-    let mut sim = NodeSim::with(
-        &["node-a", "node-b"],
-        WireConfig::default(),
-        2,
-        |_, mut c| {
-            c.bulk_bytes = 1 << 20;
-            c
-        },
-    );
+    let mut sim = NodeSim::with(&["node-a", "node-b"], WireConfig::default(), 2, |_, c| c);
+    sim.set_selftest(|_, t| t.bulk_bytes = 1 << 20);
     assert!(
         sim.run_until(Duration::from_secs(60), all_ok),
         "log: {:#?}",
@@ -85,9 +79,9 @@ fn one_mib_through_the_mux_arrives_byte_exact() {
     );
     for i in 0..2 {
         // The client checks every echoed byte against the pattern and the hash.
-        assert!(sim.saw(
+        assert!(sim.saw_test(
             i,
-            |e| matches!(e, NodeEvent::MuxDataOk { bytes, .. } if *bytes == 1 << 20)
+            |e| matches!(e, TestEvent::MuxDataOk { bytes, .. } if *bytes == 1 << 20)
         ));
     }
 }
@@ -95,16 +89,11 @@ fn one_mib_through_the_mux_arrives_byte_exact() {
 #[test]
 fn slow_reader_holds_the_writer_by_credit_with_bounded_memory() {
     let sink_bytes = 512 * 1024;
-    let mut sim = NodeSim::with(
-        &["node-a", "node-b"],
-        WireConfig::default(),
-        3,
-        |_, mut c| {
-            c.sink_bytes = sink_bytes;
-            c.sink_rate = 128 * 1024; // 4 s of reading
-            c
-        },
-    );
+    let mut sim = NodeSim::with(&["node-a", "node-b"], WireConfig::default(), 3, |_, c| c);
+    sim.set_selftest(|_, t| {
+        t.sink_bytes = sink_bytes;
+        t.sink_rate = 128 * 1024; // 4 s of reading
+    });
     let window = NodeConfig::new(0).mux.recv_window as usize;
     assert!(
         sim.run_until(Duration::from_secs(60), all_ok),
@@ -113,10 +102,10 @@ fn slow_reader_holds_the_writer_by_credit_with_bounded_memory() {
     );
     for i in 0..2 {
         let (bytes, blocked, peak, elapsed) = sim
-            .log
+            .tlog
             .iter()
             .find_map(|l| match l.event {
-                NodeEvent::BackpressureOk {
+                TestEvent::BackpressureOk {
                     bytes,
                     blocked,
                     peak_buffered,
@@ -152,10 +141,8 @@ fn session_survives_two_percent_loss() {
             loss: 0.02,
             ..WireConfig::default()
         };
-        let mut sim = NodeSim::with(&["node-a", "node-b"], wire, seed, |_, mut c| {
-            c.bulk_bytes = 256 * 1024;
-            c
-        });
+        let mut sim = NodeSim::with(&["node-a", "node-b"], wire, seed, |_, c| c);
+        sim.set_selftest(|_, t| t.bulk_bytes = 256 * 1024);
         assert!(
             sim.run_until(Duration::from_secs(120), all_ok),
             "seed {seed}: {:#?}",
@@ -175,7 +162,7 @@ fn peer_restart_leads_to_a_new_session_with_a_fresh_handshake() {
     sim.stopped[1] = true;
     assert!(
         sim.run_until(Duration::from_secs(20), |s| s
-            .saw(0, |e| matches!(e, NodeEvent::SessionClosed { .. }))),
+            .saw(0, |e| matches!(e, NodeEvent::SessionDown { .. }))),
         "node-a never noticed: {:#?}",
         sim.log
     );
@@ -187,10 +174,12 @@ fn peer_restart_leads_to_a_new_session_with_a_fresh_handshake() {
     sim.restart(1, "node-b", cfg);
     let before = count(&sim, 0, |e| matches!(e, NodeEvent::AuthOk(_)));
     assert!(
-        sim.run_until(Duration::from_secs(30), |s| count(s, 0, |e| matches!(
-            e,
-            NodeEvent::SessionOk { .. }
-        )) >= 2),
+        sim.run_until(Duration::from_secs(30), |s| s
+            .tlog
+            .iter()
+            .filter(|l| l.node == 0 && matches!(l.event, TestEvent::SessionOk { .. }))
+            .count()
+            >= 2),
         "no second session: {:#?}",
         sim.log
     );
@@ -216,14 +205,15 @@ fn spoofing_node_is_rejected_and_honest_nodes_still_pair() {
     for (i, id) in honest.iter().enumerate() {
         let mut c = NodeConfig::new(37021 + i as u16);
         c.pinned = pins(&honest, id);
-        sim.nodes[i] = dsb_tests::nodesim::make_node(id, i, wire.device(i + 1), c, sim.now);
+        sim.replace(
+            i,
+            dsb_tests::nodesim::make_node(id, i, wire.device(i + 1), c, sim.now),
+        );
     }
     let spoof_id = Identity::from_secret_bytes("node-b", &[7; 32], &[9; 32]).unwrap();
     let mut sc = NodeConfig::new(37029);
-    sc.behaviour = Behaviour::Spoofer;
-    sim.nodes
-        .push(make_node_with(spoof_id, 2, wire.device(3), sc, sim.now));
-    sim.stopped.push(false);
+    sc.dial = DialPolicy::Everyone;
+    sim.push_node(make_node_with(spoof_id, 2, wire.device(3), sc, sim.now));
 
     let node_b = DeviceId::new("node-b").unwrap();
     let done = |s: &NodeSim| {
@@ -261,8 +251,9 @@ fn spoofing_node_is_rejected_and_honest_nodes_still_pair() {
     // got key confirmation, so it never reported a session at all.
     assert!(!sim.saw(2, |e| matches!(
         e,
-        NodeEvent::AuthOk(_) | NodeEvent::IdentityBound(_) | NodeEvent::PingOk { .. }
+        NodeEvent::AuthOk(_) | NodeEvent::IdentityBound(_) | NodeEvent::SessionUp { .. }
     )));
+    assert!(!sim.saw_test(2, |e| matches!(e, TestEvent::PingOk { .. })));
     assert!(sim.saw(2, |e| matches!(
         e,
         NodeEvent::HandshakeFailed {

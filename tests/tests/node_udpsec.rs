@@ -4,7 +4,8 @@
 //! TCP when the udp-sec port is unreachable. The node code is the image's own.
 
 use dsb_app::config::Transport as Mode;
-use dsb_app::node::{Behaviour, FallbackReason, NodeConfig, NodeEvent};
+use dsb_app::node::{DialPolicy, FallbackReason, NodeConfig, NodeEvent};
+use dsb_app::selftest::TestEvent;
 use dsb_discovery::AnnounceError;
 use dsb_noise::{DeviceId, Identity};
 use dsb_tests::nodesim::{make_node_with, pins, NodeSim};
@@ -27,14 +28,21 @@ fn cfg(i: usize, mut c: NodeConfig, mode: Mode) -> NodeConfig {
 }
 
 fn session_ok(sim: &NodeSim, i: usize, kind: TransportKind) -> bool {
-    sim.saw(
+    sim.saw_test(
         i,
-        |e| matches!(e, NodeEvent::SessionOk { kind: k, .. } if *k == kind),
+        |e| matches!(e, TestEvent::SessionOk { kind: k, .. } if *k == kind),
     )
 }
 
 fn all_ok(kind: TransportKind) -> impl Fn(&NodeSim) -> bool {
     move |sim| (0..sim.nodes.len()).all(|i| session_ok(sim, i, kind))
+}
+
+fn count_test(sim: &NodeSim, i: usize, pred: impl Fn(&TestEvent) -> bool) -> usize {
+    sim.tlog
+        .iter()
+        .filter(|l| l.node == i && pred(&l.event))
+        .count()
 }
 
 fn count(sim: &NodeSim, i: usize, pred: impl Fn(&NodeEvent) -> bool) -> usize {
@@ -81,7 +89,7 @@ fn two_nodes_reach_session_ok_over_udpsec_in_marker_order() {
     for i in 0..2 {
         // Only the dialler has necessarily found its peer before the session.
         let found = (i == 0).then(|| sim.first_index(i, |e| matches!(e, NodeEvent::PeerFound(_))));
-        let order: Vec<Option<usize>> = [
+        let order: Vec<Option<u64>> = [
             sim.first_index(i, |e| matches!(e, NodeEvent::DiscoveryUp { .. })),
             sim.first_index(
                 i,
@@ -103,25 +111,25 @@ fn two_nodes_reach_session_ok_over_udpsec_in_marker_order() {
             sim.first_index(i, |e| matches!(e, NodeEvent::IdentityBound(_))),
             sim.first_index(i, |e| matches!(e, NodeEvent::AuthOk(_))),
             sim.first_index(i, |e| matches!(e, NodeEvent::UdpSecSessionOk(_))),
-            sim.first_index(i, |e| {
+            sim.first_test_index(i, |e| {
                 matches!(
                     e,
-                    NodeEvent::PingOk {
+                    TestEvent::PingOk {
                         kind: TransportKind::UdpSec,
                         ..
                     }
                 )
             }),
-            sim.first_index(i, |e| {
+            sim.first_test_index(i, |e| {
                 matches!(
                     e,
-                    NodeEvent::MuxDataOk {
+                    TestEvent::MuxDataOk {
                         kind: TransportKind::UdpSec,
                         ..
                     }
                 )
             }),
-            sim.first_index(i, |e| matches!(e, NodeEvent::SessionOk { .. })),
+            sim.first_test_index(i, |e| matches!(e, TestEvent::SessionOk { .. })),
         ])
         .collect();
         let times: Vec<_> = order
@@ -154,11 +162,12 @@ fn two_nodes_reach_session_ok_over_udpsec_in_marker_order() {
 fn one_mib_and_a_slow_sink_over_udpsec() {
     let sink_bytes = 256 * 1024;
     let mut sim = NodeSim::with(&IDS, WireConfig::default(), 12, |i, c| {
-        let mut c = cfg(i, c, Mode::UdpSec);
-        c.udpsec_bulk_bytes = 1 << 20;
-        c.udpsec_sink_bytes = sink_bytes;
-        c.sink_rate = 128 * 1024; // 2 s of reading
-        c
+        cfg(i, c, Mode::UdpSec)
+    });
+    sim.set_selftest(|_, t| {
+        t.udpsec_bulk_bytes = 1 << 20;
+        t.udpsec_sink_bytes = sink_bytes;
+        t.sink_rate = 128 * 1024; // 2 s of reading
     });
     let window = NodeConfig::new(0).mux.recv_window as usize;
     assert!(
@@ -168,15 +177,15 @@ fn one_mib_and_a_slow_sink_over_udpsec() {
     );
     for i in 0..2 {
         // The client checked every echoed byte against the pattern and the hash.
-        assert!(sim.saw(
+        assert!(sim.saw_test(
             i,
-            |e| matches!(e, NodeEvent::MuxDataOk { bytes, kind: TransportKind::UdpSec, .. } if *bytes == 1 << 20)
+            |e| matches!(e, TestEvent::MuxDataOk { bytes, kind: TransportKind::UdpSec, .. } if *bytes == 1 << 20)
         ));
         let (bytes, blocked, peak, elapsed) = sim
-            .log
+            .tlog
             .iter()
             .find_map(|l| match l.event {
-                NodeEvent::BackpressureOk {
+                TestEvent::BackpressureOk {
                     bytes,
                     blocked,
                     peak_buffered,
@@ -210,27 +219,28 @@ fn a_fast_sink_is_not_reported_as_backpressure() {
     // slow holds node-a's writer, so its step must fail, not claim
     // backpressure. node-b writes into node-a's truly slow sink and passes.
     let mut sim = NodeSim::with(&IDS, WireConfig::default(), 13, |i, c| {
-        let mut c = cfg(i, c, Mode::UdpSec);
-        c.udpsec_bulk_bytes = 64 * 1024;
-        c.udpsec_sink_bytes = 256 * 1024;
-        c.sink_rate = if i == 0 { 128 * 1024 } else { 1 << 30 };
-        c
+        cfg(i, c, Mode::UdpSec)
+    });
+    sim.set_selftest(|i, t| {
+        t.udpsec_bulk_bytes = 64 * 1024;
+        t.udpsec_sink_bytes = 256 * 1024;
+        t.sink_rate = if i == 0 { 128 * 1024 } else { 1 << 30 };
     });
     let done = |s: &NodeSim| {
-        s.saw(
+        s.saw_test(
             0,
-            |e| matches!(e, NodeEvent::ServiceFailed { what, .. } if what.starts_with("sink")),
-        ) && s.saw(1, |e| matches!(e, NodeEvent::BackpressureOk { .. }))
+            |e| matches!(e, TestEvent::ServiceFailed { what, .. } if what.starts_with("sink")),
+        ) && s.saw_test(1, |e| matches!(e, TestEvent::BackpressureOk { .. }))
     };
     assert!(
         sim.run_until(Duration::from_secs(30), done),
         "{:#?}",
         sim.log
     );
-    assert!(!sim.saw(0, |e| matches!(e, NodeEvent::BackpressureOk { .. })));
-    assert!(sim.saw(0, |e| matches!(
+    assert!(!sim.saw_test(0, |e| matches!(e, TestEvent::BackpressureOk { .. })));
+    assert!(sim.saw_test(0, |e| matches!(
         e,
-        NodeEvent::ServiceFailed {
+        TestEvent::ServiceFailed {
             what: "sink was not slow",
             ..
         }
@@ -244,11 +254,8 @@ fn udpsec_session_survives_five_percent_loss() {
             loss: 0.05,
             ..WireConfig::default()
         };
-        let mut sim = NodeSim::with(&IDS, wire, seed, |i, c| {
-            let mut c = cfg(i, c, Mode::UdpSec);
-            c.udpsec_bulk_bytes = 256 * 1024;
-            c
-        });
+        let mut sim = NodeSim::with(&IDS, wire, seed, |i, c| cfg(i, c, Mode::UdpSec));
+        sim.set_selftest(|_, t| t.udpsec_bulk_bytes = 256 * 1024);
         assert!(
             sim.run_until(Duration::from_secs(120), all_ok(TransportKind::UdpSec)),
             "seed {seed}: {:#?}",
@@ -406,14 +413,15 @@ fn spoofer_over_udpsec_is_rejected_at_message_3() {
     for (i, id) in IDS.iter().enumerate() {
         let mut c = cfg(i, NodeConfig::new(37021 + i as u16), Mode::UdpSec);
         c.pinned = pins(&IDS, id);
-        sim.nodes[i] = dsb_tests::nodesim::make_node(id, i, wire.device(i + 1), c, sim.now);
+        sim.replace(
+            i,
+            dsb_tests::nodesim::make_node(id, i, wire.device(i + 1), c, sim.now),
+        );
     }
     let spoof_id = Identity::from_secret_bytes("node-b", &[7; 32], &[9; 32]).unwrap();
     let mut sc = cfg(2, NodeConfig::new(37029), Mode::UdpSec);
-    sc.behaviour = Behaviour::Spoofer;
-    sim.nodes
-        .push(make_node_with(spoof_id, 2, wire.device(3), sc, sim.now));
-    sim.stopped.push(false);
+    sc.dial = DialPolicy::Everyone;
+    sim.push_node(make_node_with(spoof_id, 2, wire.device(3), sc, sim.now));
 
     let node_b = DeviceId::new("node-b").unwrap();
     let done = |s: &NodeSim| {
@@ -440,8 +448,9 @@ fn spoofer_over_udpsec_is_rejected_at_message_3() {
     // message 3, and told it so (HS_REJECT) rather than letting it time out.
     assert!(!sim.saw(2, |e| matches!(
         e,
-        NodeEvent::AuthOk(_) | NodeEvent::IdentityBound(_) | NodeEvent::PingOk { .. }
+        NodeEvent::AuthOk(_) | NodeEvent::IdentityBound(_) | NodeEvent::SessionUp { .. }
     )));
+    assert!(!sim.saw_test(2, |e| matches!(e, TestEvent::PingOk { .. })));
     assert!(sim.saw(2, |e| matches!(
         e,
         NodeEvent::HandshakeFailed {
@@ -470,7 +479,7 @@ fn peer_restart_leads_to_a_new_udpsec_session() {
     sim.stopped[1] = true;
     assert!(
         sim.run_until(Duration::from_secs(20), |s| s
-            .saw(0, |e| matches!(e, NodeEvent::SessionClosed { .. }))),
+            .saw(0, |e| matches!(e, NodeEvent::SessionDown { .. }))),
         "node-a never noticed: {:#?}",
         sim.log
     );
@@ -481,9 +490,9 @@ fn peer_restart_leads_to_a_new_udpsec_session() {
     c.boot_epoch = 1;
     sim.restart(1, "node-b", c);
     assert!(
-        sim.run_until(Duration::from_secs(30), |s| count(s, 0, |e| matches!(
+        sim.run_until(Duration::from_secs(30), |s| count_test(s, 0, |e| matches!(
             e,
-            NodeEvent::SessionOk {
+            TestEvent::SessionOk {
                 kind: TransportKind::UdpSec,
                 ..
             }

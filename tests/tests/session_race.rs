@@ -6,7 +6,8 @@
 //! simultaneous dials leave exactly one session, the same on both nodes.
 
 use dsb_app::config::Transport as Mode;
-use dsb_app::node::{Behaviour, Direction, NodeConfig, NodeEvent};
+use dsb_app::node::{DialPolicy, Direction, NodeConfig, NodeEvent};
+use dsb_app::selftest::TestEvent;
 use dsb_noise::{DeviceId, Identity};
 use dsb_tests::nodesim::{make_node_with, NodeSim};
 use dsb_tests::simwire::WireConfig;
@@ -144,7 +145,7 @@ fn check_prompt(sim: &NodeSim, order: Order, mode: Mode) {
                 e,
                 NodeEvent::HandshakeFailed { .. }
                     | NodeEvent::UdpSecFallback { .. }
-                    | NodeEvent::SessionClosed { .. }
+                    | NodeEvent::SessionDown { .. }
             )),
             "{order:?} {mode:?}: node {i}: {:#?}",
             sim.log
@@ -204,12 +205,12 @@ fn simultaneous_dials_leave_one_session_the_same_on_both_nodes() {
             let mut sim = NodeSim::with(&IDS, w, 40 + seed, |i, c| {
                 let mut c = cfg(i, c, mode);
                 if i == 1 {
-                    c.behaviour = Behaviour::Spoofer;
+                    c.dial = DialPolicy::Everyone;
                 }
                 c
             });
             let both_ok = |s: &NodeSim| {
-                (0..2).all(|i| s.saw(i, |e| matches!(e, NodeEvent::SessionOk { .. })))
+                (0..2).all(|i| s.saw_test(i, |e| matches!(e, TestEvent::SessionOk { .. })))
             };
             assert!(
                 sim.run_until(Duration::from_secs(20), both_ok),
@@ -321,12 +322,12 @@ fn swap_node_b(seed: u64, replacement: Identity) -> (NodeSim, Instant) {
     let original = Identity::from_secret_bytes("node-b", &[5; 32], &[6; 32]).unwrap();
     let dev = sim.wire.device(2);
     let c = cfg(1, NodeConfig::new(37022), Mode::Tcp);
-    sim.nodes[1] = make_node_with(original, 1, dev, c, sim.now);
+    sim.replace(1, make_node_with(original, 1, dev, c, sim.now));
     assert!(sim.run_until(Duration::from_secs(5), |s| authed(s, 0).is_some()));
     let dev = sim.wire.device(2);
     let mut c = cfg(1, NodeConfig::new(37022), Mode::Tcp);
     c.boot_epoch = 1;
-    sim.nodes[1] = make_node_with(replacement, 1, dev, c, sim.now);
+    sim.replace(1, make_node_with(replacement, 1, dev, c, sim.now));
     let at = sim.now;
     (sim, at)
 }

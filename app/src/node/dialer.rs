@@ -4,6 +4,8 @@
 //! - **Who dials.** The node with the lower device id (byte-wise) dials as
 //!   soon as it holds the peer's verified announce (it needs the peer's keys
 //!   for XK); the peer needs nothing of ours in advance (see `admission`).
+//!   The application may ask for a session with any discovered peer
+//!   (`Node::connect`); that peer is dialled whatever the ids.
 //! - **Which transport.** `tcp` / `udp-sec` force theirs. `auto` uses
 //!   udp-sec when both sides offer it and the peer is not remembered as
 //!   unreachable over UDP, else TCP.
@@ -27,13 +29,15 @@ use super::admission::lower;
 use super::event::{Direction, Events, FallbackReason, NodeEvent};
 use super::sessions::Sessions;
 use super::transports::Transports;
-use super::{noise_id, Behaviour, NodeConfig, MAX_SESSIONS};
+use super::{noise_id, DialPolicy, NodeConfig, MAX_SESSIONS};
 use crate::config::Transport as TransportMode;
 
 /// Peers remembered as unreachable over udp-sec (`auto` then uses TCP for them).
 pub const MAX_UDPSEC_FAILED: usize = MAX_SESSIONS * 2;
 /// Peers with a backoff timer at once.
 pub const MAX_BACKOFF: usize = MAX_SESSIONS * 2;
+/// Peers the application may ask a session with at once.
+pub const MAX_WANTED: usize = MAX_SESSIONS;
 
 /// A session this node is opening.
 pub(crate) struct Attempt {
@@ -56,6 +60,8 @@ pub(crate) struct Dialer {
     backoff: Vec<Backoff>,
     /// Peers that never answered over udp-sec.
     udpsec_failed: Vec<DeviceId>,
+    /// Peers the application asked a session with (dialled whatever the ids).
+    wanted: Vec<DeviceId>,
 }
 
 impl Dialer {
@@ -79,9 +85,25 @@ impl Dialer {
         Some(self.attempts.swap_remove(i))
     }
 
-    /// A session with `peer` is up: its backoff ends.
+    /// A session with `peer` is up: its backoff ends, the wish is granted.
     pub fn connected(&mut self, peer: &DeviceId) {
         self.backoff.retain(|b| b.peer != *peer);
+        self.wanted.retain(|p| p != peer);
+    }
+
+    /// The application wants a session with `peer`: dial it even if its id
+    /// is lower than ours. False when [`MAX_WANTED`] wishes are pending.
+    pub fn want(&mut self, peer: DeviceId) -> bool {
+        if self.wanted.contains(&peer) {
+            return true;
+        }
+        if self.wanted.len() >= MAX_WANTED {
+            return false;
+        }
+        self.wanted.push(peer);
+        // Dial now, not after an earlier failure's backoff.
+        self.backoff.retain(|b| b.peer != peer);
+        true
     }
 
     /// Discovery lost `peer`: forget what we learnt about reaching it.
@@ -120,9 +142,9 @@ impl Dialer {
             let Some(peer) = noise_id(&p.device_id) else {
                 continue;
             };
-            let we_dial = match cfg.behaviour {
-                Behaviour::Honest => lower(local, &peer),
-                Behaviour::Spoofer => true,
+            let we_dial = match cfg.dial {
+                DialPolicy::LowerId => lower(local, &peer) || self.wanted.contains(&peer),
+                DialPolicy::Everyone => true,
             };
             if !we_dial
                 || sessions.get(&peer).is_some()

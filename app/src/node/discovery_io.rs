@@ -13,6 +13,7 @@ use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address, Ipv4Cidr};
 
 use super::event::{BusFailure, Events, NodeEvent};
 use super::noise_id;
+use crate::bus::ServiceList;
 
 /// Discovery socket: datagrams buffered each way.
 pub const DISCOVERY_PACKETS: usize = 16;
@@ -80,11 +81,8 @@ impl DiscoveryIo {
             let n = data.len().min(buf.len());
             buf[..n].copy_from_slice(&data[..n]);
             match discovery.handle_datagram(now, meta.endpoint, &buf[..n]) {
-                Ok(Some(PeerEvent::Found(id))) => {
-                    if let Some(id) = noise_id(&id) {
-                        events.push(NodeEvent::PeerFound(id));
-                    }
-                }
+                Ok(Some(PeerEvent::Found(id))) => online(discovery, &id, true, events),
+                Ok(Some(PeerEvent::Updated(id))) => online(discovery, &id, false, events),
                 Ok(_) => {}
                 Err(e) => events.push(NodeEvent::AnnounceIgnored(e)),
             }
@@ -97,18 +95,14 @@ impl DiscoveryIo {
         discovery.expire(now);
         while let Some(ev) = discovery.poll_event() {
             match ev {
-                PeerEvent::Found(id) => {
-                    if let Some(id) = noise_id(&id) {
-                        events.push(NodeEvent::PeerFound(id));
-                    }
-                }
+                PeerEvent::Found(id) => online(discovery, &id, true, events),
+                PeerEvent::Updated(id) => online(discovery, &id, false, events),
                 PeerEvent::Lost(id, _) => {
                     if let Some(id) = noise_id(&id) {
                         on_lost(id);
-                        events.push(NodeEvent::PeerLost(id));
+                        events.push(NodeEvent::PeerOffline(id));
                     }
                 }
-                PeerEvent::Updated(_) => {}
             }
         }
     }
@@ -128,4 +122,21 @@ impl DiscoveryIo {
             self.queued = 0;
         }
     }
+}
+
+/// A peer appeared (`found`) or changed what it announces: `PeerOnline`
+/// with its services and transports (and `PeerFound` the first time).
+fn online(discovery: &Discovery, id: &dsb_discovery::DeviceId, found: bool, events: &mut Events) {
+    let (Some(peer), Some(info)) = (noise_id(id), discovery.peer(id)) else {
+        return;
+    };
+    if found {
+        events.push(NodeEvent::PeerFound(peer));
+    }
+    events.push(NodeEvent::PeerOnline {
+        peer,
+        services: ServiceList::from_names(info.services.iter().map(|s| s.as_bytes())),
+        tcp: info.tcp_port.is_some(),
+        udpsec: info.udp_sec_port.is_some(),
+    });
 }

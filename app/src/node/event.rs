@@ -6,9 +6,10 @@ use core::fmt;
 
 use dsb_discovery::AnnounceError;
 use dsb_noise::DeviceId;
-use dsb_transports::mux::MuxError;
+use dsb_transports::mux::{MuxError, RefuseReason, ServiceName};
 use dsb_transports::transport::{TransportError, TransportKind};
-use smoltcp::time::Duration;
+
+use crate::bus::{ChannelRef, ServiceList};
 
 /// Why TCP carries a session although udp-sec exists in the protocol.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,7 +106,13 @@ impl BusFailure {
     }
 }
 
-/// What happened in the node, in order. The image prints these as markers.
+/// What happened in the node, in order: the bus (discovery, sessions,
+/// channels) as the image prints it and as applications see it.
+///
+/// `PeerOnline` carries the peer's service list (up to 8 names, ~270
+/// bytes), so every event is that large; the queue holds at most
+/// [`EVENT_QUEUE_CAP`] of them (about 70 KiB per node).
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NodeEvent {
     /// Discovery socket bound, receive path active.
@@ -116,8 +123,17 @@ pub enum NodeEvent {
     AnnounceSent {
         count: u32,
     },
+    /// A peer's first verified announce (the console's `peer found`).
     PeerFound(DeviceId),
-    PeerLost(DeviceId),
+    /// A peer is on the bus: what it publishes and which transports it offers.
+    PeerOnline {
+        peer: DeviceId,
+        services: ServiceList,
+        tcp: bool,
+        udpsec: bool,
+    },
+    /// A peer left the bus (its announces stopped: TTL) or was evicted.
+    PeerOffline(DeviceId),
     /// A datagram on the discovery port was dropped.
     AnnounceIgnored(AnnounceError),
     /// The udp-sec socket is bound and accepting sessions.
@@ -149,50 +165,57 @@ pub enum NodeEvent {
     AuthOk(DeviceId),
     /// The authenticated session runs over udp-sec.
     UdpSecSessionOk(DeviceId),
-    PingOk {
+    /// A session is up: channels to and from `peer` can be used.
+    SessionUp {
         peer: DeviceId,
         kind: TransportKind,
-        rtt: Duration,
+        session: u32,
     },
-    MuxDataOk {
-        peer: DeviceId,
-        kind: TransportKind,
-        bytes: u64,
-    },
-    /// The slow sink received everything: the writer was refused `blocked`
-    /// times while the reader's credit was zero, the reader buffered at most
-    /// `peak_buffered` (within its window), and the phase took `elapsed`.
-    BackpressureOk {
-        peer: DeviceId,
-        kind: TransportKind,
-        bytes: u64,
-        blocked: u32,
-        peak_buffered: usize,
-        elapsed: Duration,
-    },
-    /// Every self-test step completed over this session.
-    SessionOk {
-        peer: DeviceId,
-        kind: TransportKind,
-    },
-    /// The session ended.
-    SessionClosed {
+    /// The session ended; its channels are gone.
+    SessionDown {
         peer: DeviceId,
         kind: TransportKind,
         reason: DownReason,
     },
-    /// The self-test client failed on a session.
-    ServiceFailed {
+    /// The peer accepted a channel we opened.
+    ChannelOpened {
+        ch: ChannelRef,
+        service: ServiceName,
+    },
+    /// The peer opened a channel to one of our services, and its policy allowed it.
+    ChannelAccepted {
+        ch: ChannelRef,
+        service: ServiceName,
+    },
+    /// Bytes are waiting on a channel (a hint: `read` until `WouldBlock`).
+    ChannelReadable(ChannelRef),
+    /// A write that was refused or short can make progress again.
+    ChannelWritable(ChannelRef),
+    /// The peer finished its direction (`read` returns 0 once drained).
+    ChannelFinished(ChannelRef),
+    /// The peer reset the channel with an application code.
+    ChannelReset {
+        ch: ChannelRef,
+        code: u16,
+    },
+    /// The peer refused a channel we opened: `access-denied`,
+    /// `unknown-service` or `too-many-channels`.
+    ChannelRefused {
+        ch: ChannelRef,
+        service: ServiceName,
+        reason: RefuseReason,
+    },
+    /// We refused a channel `peer` opened to `service` (its policy denies the peer).
+    ChannelDenied {
         peer: DeviceId,
-        kind: TransportKind,
-        what: &'static str,
+        service: ServiceName,
     },
     /// Our own node could not start its bus layer (socket bind, listen).
     BusFailed(BusFailure),
 }
 
-/// Most queued node events (oldest dropped beyond this).
-pub const EVENT_QUEUE_CAP: usize = 64;
+/// Most queued node events (oldest dropped beyond this, and counted).
+pub const EVENT_QUEUE_CAP: usize = 256;
 
 /// The node's bounded event queue.
 #[derive(Debug, Default)]

@@ -10,18 +10,21 @@
 //! - [`discovery_io`]: the discovery socket (announces out, datagrams in);
 //! - [`dialer`]: whom to dial, over which transport, retries and fallback;
 //! - [`admission`]: who may open a session to us (identity, one per pair);
-//! - [`sessions`]: the session table, transport events, the byte pump;
-//! - [`services`]: the self-test services every session runs.
+//! - [`sessions`]: the session table, access per session, transport
+//!   events, the byte pump;
+//! - `builtin`: the services the node serves itself (`ping`, ...);
+//! - `api`: what applications call (publish, connect, open, read, write).
 //!
 //! Nothing of the application is sent or delivered before both sides agree
 //! that the session exists (key confirmation at the initiator, identity
 //! admission at the responder).
 
 pub mod admission;
+mod api;
+mod builtin;
 pub mod dialer;
 pub mod discovery_io;
 pub mod event;
-pub mod services;
 pub mod sessions;
 mod transports;
 
@@ -29,7 +32,7 @@ use alloc::rc::Rc;
 use alloc::vec::Vec;
 use core::num::NonZeroU16;
 
-use dsb_discovery::{Discovery, DiscoveryConfig, ServiceName};
+use dsb_discovery::{Discovery, DiscoveryConfig};
 use dsb_noise::{DeviceId, Identity};
 use dsb_transports::mux::MuxConfig;
 use dsb_transports::tcp::{TcpConfig, TcpTransport};
@@ -39,6 +42,7 @@ use rand_core::CryptoRngCore;
 use smoltcp::phy::Device;
 use smoltcp::time::{Duration, Instant};
 
+use crate::bus::Services;
 use crate::config::Transport as TransportMode;
 use crate::net::{NetStack, Phase};
 use admission::Admission;
@@ -46,21 +50,23 @@ use dialer::Dialer;
 use discovery_io::DiscoveryIo;
 use event::Events;
 pub use event::{BusFailure, Direction, DownReason, FallbackReason, NodeEvent, EVENT_QUEUE_CAP};
+pub use sessions::SessionStats;
 use sessions::Sessions;
 use transports::Transports;
 
 /// Most sessions (authenticated peers) one node holds.
 pub const MAX_SESSIONS: usize = 8;
 
-/// How this node behaves on the network.
+/// Whom this node dials on its own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Behaviour {
-    /// Follows the protocol.
-    Honest,
-    /// Dials every peer it sees, ignoring the tie-break (a test adversary:
-    /// the image's spoofer also claims someone else's device id; tests use
-    /// it for simultaneous dials).
-    Spoofer,
+pub enum DialPolicy {
+    /// The protocol's rule: dial peers whose device id is higher than ours
+    /// (and peers the application asked for with `connect`).
+    LowerId,
+    /// Dial every peer seen, ignoring the tie-break (a tool that needs
+    /// sessions at once, or a test of simultaneous dials; the image's
+    /// spoofing adversary uses it too).
+    Everyone,
 }
 
 /// Settings of one node.
@@ -76,23 +82,13 @@ pub struct NodeConfig {
     pub tofu: bool,
     /// High half of announce sequence numbers; must grow across reboots.
     pub boot_epoch: u32,
-    /// Bytes the self-test client moves through the bulk echo per session.
-    pub bulk_bytes: u64,
-    /// Bytes the self-test client pushes into the peer's slow sink (0 = skip).
-    pub sink_bytes: u64,
-    /// Read rate of our sink, bytes per second.
-    pub sink_rate: u64,
     /// Which transport carries sessions this node opens.
     pub transport: TransportMode,
     /// udp-sec port to listen on and announce (`None`: udp-sec off).
     pub udpsec_port: Option<u16>,
     /// `auto`: a udp-sec handshake must authenticate within this, else TCP.
     pub udpsec_deadline: Duration,
-    /// Bulk echo bytes per udp-sec session (instead of `bulk_bytes`).
-    pub udpsec_bulk_bytes: u64,
-    /// Slow-sink bytes per udp-sec session (instead of `sink_bytes`).
-    pub udpsec_sink_bytes: u64,
-    pub behaviour: Behaviour,
+    pub dial: DialPolicy,
     pub reconnect_min: Duration,
     pub reconnect_max: Duration,
     pub mux: MuxConfig,
@@ -106,15 +102,10 @@ impl NodeConfig {
             pinned: Vec::new(),
             tofu: true,
             boot_epoch: 0,
-            bulk_bytes: 64 * 1024,
-            sink_bytes: 0,
-            sink_rate: 256 * 1024,
             transport: TransportMode::Auto,
             udpsec_port: None,
             udpsec_deadline: Duration::from_secs(2),
-            udpsec_bulk_bytes: 64 * 1024,
-            udpsec_sink_bytes: 0,
-            behaviour: Behaviour::Honest,
+            dial: DialPolicy::LowerId,
             reconnect_min: Duration::from_millis(200),
             reconnect_max: Duration::from_secs(5),
             mux: MuxConfig {
@@ -122,14 +113,6 @@ impl NodeConfig {
                 keepalive_interval: Duration::from_secs(2),
                 ..MuxConfig::default()
             },
-        }
-    }
-
-    /// (bulk, sink) bytes the self-test client moves over a session of `kind`.
-    pub fn load(&self, kind: TransportKind) -> (u64, u64) {
-        match kind {
-            TransportKind::Tcp => (self.bulk_bytes, self.sink_bytes),
-            TransportKind::UdpSec => (self.udpsec_bulk_bytes, self.udpsec_sink_bytes),
         }
     }
 }
@@ -141,6 +124,10 @@ struct Bus {
     transports: Transports,
     dialer: Dialer,
     sessions: Sessions,
+    /// Sessions the application asked to close (done on the next poll).
+    closing: heapless::Vec<DeviceId, MAX_SESSIONS>,
+    /// Time of the latest poll (for calls made between polls).
+    last_poll: Instant,
 }
 
 /// One node: its network stack and, once that is up, its bus.
@@ -150,6 +137,8 @@ pub struct Node<D: Device> {
     cfg: NodeConfig,
     bus: Option<Bus>,
     events: Events,
+    /// What this node publishes (announced, and enforced per session).
+    services: Services,
 }
 
 pub(crate) fn noise_id(id: &dsb_discovery::DeviceId) -> Option<DeviceId> {
@@ -164,6 +153,7 @@ impl<D: Device> Node<D> {
             cfg,
             bus: None,
             events: Events::default(),
+            services: Services::default(),
         }
     }
 
@@ -195,12 +185,6 @@ impl<D: Device> Node<D> {
             .flat_map(|b| b.sessions.iter().map(|s| &s.peer))
     }
 
-    /// Most bytes the mux of the session with `peer` buffered at once (server side view).
-    pub fn session_peak_buffered(&self, peer: &DeviceId) -> Option<usize> {
-        let s = self.bus.as_ref()?.sessions.get(peer)?;
-        Some(s.server.peak_buffered.max(s.client.max_buffered()))
-    }
-
     /// The transport of the session with `peer`.
     pub fn session_kind(&self, peer: &DeviceId) -> Option<TransportKind> {
         Some(self.bus.as_ref()?.sessions.get(peer)?.kind)
@@ -220,11 +204,6 @@ impl<D: Device> Node<D> {
     )> {
         let u = self.bus.as_ref()?.transports.udpsec.as_ref()?;
         Some((u.stats(), *u.endpoint_stats()))
-    }
-
-    /// Mux statistics of the session with `peer`.
-    pub fn session_stats(&self, peer: &DeviceId) -> Option<dsb_transports::mux::MuxStats> {
-        Some(self.bus.as_ref()?.sessions.get(peer)?.mux.stats())
     }
 
     pub fn next_event(&mut self) -> Option<NodeEvent> {
@@ -292,15 +271,7 @@ impl<D: Device> Node<D> {
         dcfg.boot_epoch = self.cfg.boot_epoch;
         dcfg.pinned = self.cfg.pinned.clone();
         dcfg.trust_on_first_use = self.cfg.tofu;
-        for name in [
-            services::PING_SERVICE,
-            services::BULK_SERVICE,
-            services::SINK_SERVICE,
-        ] {
-            if let Ok(n) = ServiceName::new(name.as_bytes()) {
-                let _ = dcfg.services.push(n);
-            }
-        }
+        dcfg.services = api::announced(&self.services);
         let mut discovery = Discovery::new(dcfg, self.identity.device_signing_key().clone(), now);
 
         let mut tcp = TcpTransport::new(
@@ -389,11 +360,14 @@ impl<D: Device> Node<D> {
             transports: Transports { tcp, udpsec },
             dialer: Dialer::default(),
             sessions: Sessions::new(),
+            closing: heapless::Vec::new(),
+            last_poll: now,
         });
     }
 
     fn poll_bus(&mut self, now: Instant, rng: &mut dyn CryptoRngCore) {
         let Some(bus) = self.bus.as_mut() else { return };
+        bus.last_poll = now;
         let events = &mut self.events;
         let cfg = &self.cfg;
         let local = *self.identity.device_id();
@@ -436,6 +410,7 @@ impl<D: Device> Node<D> {
                 &mut bus.transports,
                 &mut bus.dialer,
                 &bus.discovery,
+                &self.services,
                 cfg,
                 &local,
                 kind,
@@ -444,9 +419,20 @@ impl<D: Device> Node<D> {
             );
         }
 
-        // 4. Sessions: transport → mux → services → mux → transport.
-        bus.sessions
-            .pump(&mut cx, &mut bus.transports, &mut bus.dialer, cfg, events);
+        // 4. Sessions: closes the application asked for, then
+        //    transport → mux → services → mux → transport.
+        for peer in core::mem::take(&mut bus.closing) {
+            bus.sessions
+                .close(&mut cx, &mut bus.transports, &peer, events);
+        }
+        bus.sessions.pump(
+            &mut cx,
+            &mut bus.transports,
+            &mut bus.dialer,
+            &self.services,
+            cfg,
+            events,
+        );
         bus.poll_transports(&mut cx, local);
         bus.dialer.tidy(now, cfg);
     }

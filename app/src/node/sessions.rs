@@ -1,27 +1,33 @@
 //! Authenticated sessions: the table (one session per peer), what happens on
 //! each transport event, and the pump that moves bytes transport → mux →
-//! services → mux → transport.
+//! built-in services and application channels → mux → transport.
 //!
 //! One session per pair of peers, the same one on both nodes: of two
 //! sessions with one peer, the one whose initiator has the lower device id
 //! wins; between two with the same initiator, the newer wins (the initiator
 //! gave the older one up, e.g. it restarted).
+//!
+//! Access control happens here, per session: every published service is
+//! registered on the session's mux if its policy allows the peer and denied
+//! otherwise, so an OPEN the policy refuses is answered `access-denied` by
+//! the mux before a single byte is delivered.
 
 use alloc::vec;
 use alloc::vec::Vec;
 
 use dsb_discovery::Discovery;
 use dsb_noise::DeviceId;
-use dsb_transports::mux::{Mux, Role};
+use dsb_transports::mux::{ChannelId, Mux, MuxEvent, MuxStats, RefuseReason, Role, ServiceName};
 use dsb_transports::transport::{ConnId, Cx, TransportError, TransportEvent, TransportKind};
 use smoltcp::time::Instant;
 
 use super::admission::lower;
+use super::builtin::Builtin;
 use super::dialer::Dialer;
 use super::event::{BusFailure, Direction, DownReason, Events, FallbackReason, NodeEvent};
-use super::services::{Client, ClientEvent, EchoServer, SinkCheck};
 use super::transports::Transports;
 use super::{noise_id, NodeConfig, MAX_SESSIONS};
+use crate::bus::{ChannelRef, Handler, Services};
 use crate::config::Transport as TransportMode;
 
 /// Bytes moved between transport and mux per step: one whole mux frame.
@@ -33,18 +39,57 @@ pub(crate) struct Session {
     pub kind: TransportKind,
     /// We opened it (Noise initiator).
     pub initiated: bool,
+    /// This node's number for the session (channel handles carry it).
+    pub number: u32,
+    /// When it was authenticated.
+    pub since: Instant,
     pub mux: Mux,
-    sink_bytes: u64,
-    pub client: Client,
-    pub server: EchoServer,
-    ping_ok: bool,
-    bulk_ok: bool,
+    /// Channels a built-in service of this node serves (all others belong
+    /// to the application).
+    builtins: Vec<(ChannelId, Builtin)>,
+    /// Channels we opened that the peer has not accepted or refused yet
+    /// (at most the mux's channel cap).
+    pub opening: Vec<(ChannelId, ServiceName)>,
+}
+
+impl Session {
+    /// A handle for channel `id` of this session.
+    pub fn handle(&self, id: ChannelId) -> ChannelRef {
+        ChannelRef {
+            peer: self.peer,
+            session: self.number,
+            id,
+        }
+    }
+
+    /// Registers (allowed) or denies every published service for this peer.
+    pub fn apply_services(&mut self, services: &Services, withdrawn: &[ServiceName]) {
+        for n in withdrawn {
+            self.mux.unregister_service(n.as_str());
+        }
+        for p in services.iter() {
+            let _ = if p.access.allows(&self.peer) {
+                self.mux.register_service(p.name.as_str())
+            } else {
+                self.mux.deny_service(p.name.as_str())
+            };
+        }
+    }
+}
+
+/// What a session's mux event means for the node (built and consumed at once).
+#[allow(clippy::large_enum_variant)]
+enum Routed {
+    Nothing,
+    Event(NodeEvent),
 }
 
 pub(crate) struct Sessions {
     list: Vec<Session>,
-    /// Sessions made, for the bulk pattern seed.
+    /// Sessions made so far (numbers handles).
     counter: u32,
+    /// Inbound OPENs refused because of a service's policy.
+    pub denied: u64,
     buf: Vec<u8>,
 }
 
@@ -64,6 +109,7 @@ impl Sessions {
         Sessions {
             list: Vec::new(),
             counter: 0,
+            denied: 0,
             buf: vec![0; PUMP],
         }
     }
@@ -78,6 +124,17 @@ impl Sessions {
 
     pub fn get(&self, peer: &DeviceId) -> Option<&Session> {
         self.list.iter().find(|s| s.peer == *peer)
+    }
+
+    pub fn get_mut(&mut self, peer: &DeviceId) -> Option<&mut Session> {
+        self.list.iter_mut().find(|s| s.peer == *peer)
+    }
+
+    /// The session a handle belongs to, if it is still that session.
+    pub fn for_handle(&mut self, ch: &ChannelRef) -> Option<&mut Session> {
+        self.list
+            .iter_mut()
+            .find(|s| s.peer == ch.peer && s.number == ch.session)
     }
 
     /// Whether we hold a session we opened to `peer`.
@@ -105,6 +162,7 @@ impl Sessions {
         transports: &mut Transports,
         dialer: &mut Dialer,
         discovery: &Discovery,
+        services: &Services,
         cfg: &NodeConfig,
         local: &DeviceId,
         kind: TransportKind,
@@ -114,8 +172,7 @@ impl Sessions {
         let now = cx.now;
         match ev {
             TransportEvent::Authenticated { conn, peer } => {
-                let attempt = dialer.take(kind, conn);
-                let initiated = attempt.is_some();
+                let initiated = dialer.take(kind, conn).is_some();
                 if !initiated {
                     // Admission let the peer's session in: it wins over ours.
                     if let Some(a) = dialer.take_to(&peer) {
@@ -133,7 +190,7 @@ impl Sessions {
                     }
                     self.list.swap_remove(old);
                     transports.close(cx, old_kind, old_conn);
-                    events.push(NodeEvent::SessionClosed {
+                    events.push(NodeEvent::SessionDown {
                         peer,
                         kind: old_kind,
                         reason: DownReason::Superseded,
@@ -143,24 +200,17 @@ impl Sessions {
                     transports.close(cx, kind, conn);
                     return;
                 }
-                let Ok(mut mux) = Mux::new(
-                    if initiated {
-                        Role::Initiator
-                    } else {
-                        Role::Responder
-                    },
-                    cfg.mux,
-                    now,
-                ) else {
+                let role = if initiated {
+                    Role::Initiator
+                } else {
+                    Role::Responder
+                };
+                let Ok(mut mux) = Mux::new(role, cfg.mux, now) else {
                     transports.close(cx, kind, conn);
                     events.push(NodeEvent::BusFailed(BusFailure::MuxConfig));
                     return;
                 };
                 mux.set_authenticated(now);
-                if EchoServer::register(&mut mux).is_err() {
-                    transports.close(cx, kind, conn);
-                    return;
-                }
                 if !initiated {
                     events.push(NodeEvent::TransportSelected { peer, kind });
                     let offers_udpsec = discovery
@@ -184,25 +234,24 @@ impl Sessions {
                 }
                 dialer.connected(&peer);
                 self.counter = self.counter.wrapping_add(1);
-                let seed = self.counter ^ u32::from(local.as_bytes()[0]) << 24;
-                let (bulk_bytes, sink_bytes) = cfg.load(kind);
-                self.list.push(Session {
+                let mut s = Session {
                     peer,
                     conn,
                     kind,
                     initiated,
+                    number: self.counter,
+                    since: now,
                     mux,
-                    sink_bytes,
-                    client: Client::new(
-                        bulk_bytes,
-                        sink_bytes,
-                        seed,
-                        SinkCheck::new(sink_bytes, cfg.sink_rate, cfg.mux.recv_window as usize),
-                    ),
-                    server: EchoServer::new(cfg.sink_rate),
-                    ping_ok: false,
-                    bulk_ok: false,
+                    builtins: Vec::new(),
+                    opening: Vec::new(),
+                };
+                s.apply_services(services, &[]);
+                events.push(NodeEvent::SessionUp {
+                    peer,
+                    kind,
+                    session: s.number,
                 });
+                self.list.push(s);
             }
             TransportEvent::HandshakeFailed {
                 conn,
@@ -233,7 +282,7 @@ impl Sessions {
             TransportEvent::Closed { conn, error } => {
                 if let Some(s) = self.remove(kind, conn) {
                     let reason = error.map_or(DownReason::Local, DownReason::Transport);
-                    events.push(NodeEvent::SessionClosed {
+                    events.push(NodeEvent::SessionDown {
                         peer: s.peer,
                         kind,
                         reason,
@@ -244,18 +293,22 @@ impl Sessions {
         }
     }
 
-    /// Moves bytes for every session: transport → mux → services → mux → transport.
+    /// Moves bytes for every session: transport → mux → built-ins and
+    /// application events → mux → transport.
+    #[allow(clippy::too_many_arguments)]
     pub fn pump(
         &mut self,
         cx: &mut Cx<'_, '_>,
         transports: &mut Transports,
         dialer: &mut Dialer,
+        services: &Services,
         cfg: &NodeConfig,
         events: &mut Events,
     ) {
         let now = cx.now;
         let mut closing: Vec<(TransportKind, ConnId, DownReason)> = Vec::new();
         let buf = &mut self.buf;
+        let denied = &mut self.denied;
         for s in self.list.iter_mut() {
             let Some(transport) = transports.get(s.kind) else {
                 closing.push((
@@ -283,10 +336,11 @@ impl Sessions {
                 }
             }
             while let Some(ev) = s.mux.poll_event() {
-                let _ = s.server.on_event(&mut s.mux, ev);
+                if let Routed::Event(e) = route(s, ev, services, denied) {
+                    events.push(e);
+                }
             }
-            s.server.poll(now, &mut s.mux);
-            run_client(s, now, events);
+            s.builtins.retain_mut(|(id, b)| !b.poll(&mut s.mux, *id));
             // Move what the mux has to send into the transport, within its capacity.
             loop {
                 let cap = transport.write_capacity(s.conn).min(buf.len());
@@ -319,7 +373,7 @@ impl Sessions {
         for (kind, conn, reason) in closing {
             transports.close(cx, kind, conn);
             if let Some(s) = self.remove(kind, conn) {
-                events.push(NodeEvent::SessionClosed {
+                events.push(NodeEvent::SessionDown {
                     peer: s.peer,
                     kind,
                     reason,
@@ -328,49 +382,145 @@ impl Sessions {
             }
         }
     }
+
+    /// Applies a change of the published services to every session.
+    pub fn apply_services(&mut self, services: &Services, withdrawn: &[ServiceName]) {
+        for s in self.list.iter_mut() {
+            s.apply_services(services, withdrawn);
+        }
+    }
+
+    /// Closes the session with `peer` (gracefully where the transport can).
+    pub fn close(
+        &mut self,
+        cx: &mut Cx<'_, '_>,
+        transports: &mut Transports,
+        peer: &DeviceId,
+        events: &mut Events,
+    ) -> bool {
+        let Some(i) = self.list.iter().position(|s| s.peer == *peer) else {
+            return false;
+        };
+        let mut s = self.list.swap_remove(i);
+        s.mux.close(dsb_transports::mux::goaway_code::NO_ERROR);
+        // Let the GOAWAY out before the transport closes.
+        if let Some(t) = transports.get(s.kind) {
+            let cap = t.write_capacity(s.conn).min(self.buf.len());
+            let n = s
+                .mux
+                .poll_transmit(self.buf.get_mut(..cap).unwrap_or(&mut []));
+            let _ = t.write(s.conn, self.buf.get(..n).unwrap_or(&[]));
+        }
+        transports.close(cx, s.kind, s.conn);
+        events.push(NodeEvent::SessionDown {
+            peer: s.peer,
+            kind: s.kind,
+            reason: DownReason::Local,
+        });
+        true
+    }
 }
 
-/// Drives the self-test client of one session and reports its steps.
-fn run_client(s: &mut Session, now: Instant, events: &mut Events) {
-    if s.client.is_done() {
-        return;
+/// Turns one mux event of session `s` into a node event, or hands it to the
+/// built-in service that owns the channel.
+fn route(s: &mut Session, ev: MuxEvent, services: &Services, denied: &mut u64) -> Routed {
+    let builtin = |s: &Session, id: ChannelId| s.builtins.iter().any(|(c, _)| *c == id);
+    match ev {
+        MuxEvent::ChannelOpened { id, name } => {
+            let handler = services.get(name.as_bytes()).map(|p| p.handler);
+            match handler.and_then(Builtin::for_handler) {
+                Some(b) => {
+                    s.builtins.push((id, b));
+                    Routed::Nothing
+                }
+                None if handler == Some(Handler::App) => {
+                    Routed::Event(NodeEvent::ChannelAccepted {
+                        ch: s.handle(id),
+                        service: name,
+                    })
+                }
+                // A built-in this node cannot serve (or withdrawn meanwhile).
+                None => {
+                    let _ = s.mux.reset(id, 0);
+                    Routed::Nothing
+                }
+            }
+        }
+        MuxEvent::Refused {
+            name,
+            reason: RefuseReason::AccessDenied,
+            ..
+        } => {
+            *denied = denied.saturating_add(1);
+            Routed::Event(NodeEvent::ChannelDenied {
+                peer: s.peer,
+                service: name,
+            })
+        }
+        MuxEvent::Refused { .. } | MuxEvent::Pong { .. } => Routed::Nothing,
+        MuxEvent::Accepted { id } => match take_opening(s, id) {
+            Some(service) => Routed::Event(NodeEvent::ChannelOpened {
+                ch: s.handle(id),
+                service,
+            }),
+            None => Routed::Nothing,
+        },
+        MuxEvent::Readable { id } if !builtin(s, id) => {
+            Routed::Event(NodeEvent::ChannelReadable(s.handle(id)))
+        }
+        MuxEvent::Writable { id } if !builtin(s, id) => {
+            Routed::Event(NodeEvent::ChannelWritable(s.handle(id)))
+        }
+        MuxEvent::Finished { id } if !builtin(s, id) => {
+            Routed::Event(NodeEvent::ChannelFinished(s.handle(id)))
+        }
+        MuxEvent::Reset { id, code } => {
+            s.builtins.retain(|(c, _)| *c != id);
+            let ch = s.handle(id);
+            let service = take_opening(s, id);
+            match (RefuseReason::from_reset_code(code), service) {
+                (Some(reason), Some(service)) => Routed::Event(NodeEvent::ChannelRefused {
+                    ch,
+                    service,
+                    reason,
+                }),
+                _ => Routed::Event(NodeEvent::ChannelReset { ch, code }),
+            }
+        }
+        MuxEvent::Readable { .. } | MuxEvent::Writable { .. } | MuxEvent::Finished { .. } => {
+            Routed::Nothing
+        }
     }
-    let (peer, kind) = (s.peer, s.kind);
-    while let Some(ev) = s.client.poll(now, &mut s.mux) {
-        match ev {
-            ClientEvent::PingOk { rtt } => {
-                s.ping_ok = true;
-                events.push(NodeEvent::PingOk { peer, kind, rtt });
-            }
-            ClientEvent::BulkOk { bytes, .. } => {
-                s.bulk_ok = true;
-                events.push(NodeEvent::MuxDataOk { peer, kind, bytes });
-                if s.ping_ok && s.sink_bytes == 0 {
-                    events.push(NodeEvent::SessionOk { peer, kind });
-                }
-            }
-            ClientEvent::BackpressureOk {
-                bytes,
-                blocked,
-                peak_buffered,
-                elapsed,
-            } => {
-                events.push(NodeEvent::BackpressureOk {
-                    peer,
-                    kind,
-                    bytes,
-                    blocked,
-                    peak_buffered,
-                    elapsed,
-                });
-                if s.ping_ok && s.bulk_ok {
-                    events.push(NodeEvent::SessionOk { peer, kind });
-                }
-            }
-            ClientEvent::Failed(what) => {
-                events.push(NodeEvent::ServiceFailed { peer, kind, what });
-                break;
-            }
+}
+
+/// The service of a channel we opened, once the peer answered it.
+fn take_opening(s: &mut Session, id: ChannelId) -> Option<ServiceName> {
+    let i = s.opening.iter().position(|(c, _)| *c == id)?;
+    Some(s.opening.swap_remove(i).1)
+}
+
+/// Statistics of one session, for applications and tools.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionStats {
+    pub peer: DeviceId,
+    pub kind: TransportKind,
+    /// This node opened it.
+    pub initiated: bool,
+    pub number: u32,
+    /// When it was authenticated.
+    pub since: Instant,
+    pub mux: MuxStats,
+}
+
+impl Session {
+    pub fn stats(&self) -> SessionStats {
+        SessionStats {
+            peer: self.peer,
+            kind: self.kind,
+            initiated: self.initiated,
+            number: self.number,
+            since: self.since,
+            mux: self.mux.stats(),
         }
     }
 }

@@ -11,6 +11,11 @@ use crate::config::MAX_NODES;
 use crate::marker::{Failure, Marker};
 use crate::net::NetEvent;
 use crate::node::{FallbackReason, NodeEvent};
+
+pub mod app;
+pub mod services;
+
+pub use app::{SelftestApp, SelftestConfig, TestEvent};
 use dsb_noise::DeviceId;
 
 /// What the bus layers must show before the run passes.
@@ -111,7 +116,7 @@ impl NetSelftest {
             deadline,
             goal: BusGoal::None,
             transport: TransportGoal::Any,
-            memory_cap: crate::node::NodeConfig::new(0).mux.recv_window as usize,
+            memory_cap: SelftestConfig::default().window,
             honest: [true; MAX_NODES as usize],
             bus: [BusProgress::default(); MAX_NODES as usize],
         }
@@ -143,13 +148,37 @@ impl NetSelftest {
         if node >= self.nodes || self.failed.is_some() {
             return None;
         }
-        let cap = self.memory_cap;
         let p = self.bus.get_mut(node)?;
-        let udp = TransportKind::UdpSec;
         match *event {
             NodeEvent::DiscoveryUp { .. } => p.discovery_up = true,
             NodeEvent::AnnounceSent { .. } => p.announced = true,
-            NodeEvent::SessionOk { kind, peer } => {
+            NodeEvent::UdpSecFallback { peer, reason } if p.fallback.is_none() => {
+                p.fallback = Some((peer, reason));
+            }
+            NodeEvent::IdentityMismatch(_) => p.mismatch = true,
+            NodeEvent::AnnounceIgnored(_) => p.ignored = true,
+            NodeEvent::BusFailed(_) if self.honest.get(node).copied().unwrap_or(false) => {
+                return Some(self.fail(Failure::BusStart));
+            }
+            _ => {}
+        }
+        None
+    }
+
+    /// Records a self-test event of node `node` (after its own marker was
+    /// printed); returns the verdict it completes (`SELFTEST: udp-sec ...`),
+    /// or a failure marker when it ends the run. Each udp-sec verdict prints
+    /// once per node.
+    pub fn on_test_event(&mut self, node: usize, event: &TestEvent) -> Option<Marker<'static>> {
+        if node >= self.nodes || self.failed.is_some() {
+            return None;
+        }
+        let cap = self.memory_cap;
+        let honest = self.honest.get(node).copied().unwrap_or(false);
+        let p = self.bus.get_mut(node)?;
+        let udp = TransportKind::UdpSec;
+        match *event {
+            TestEvent::SessionOk { kind, peer } => {
                 if kind == udp {
                     p.udpsec_session_ok = true;
                 } else {
@@ -164,34 +193,29 @@ impl NetSelftest {
                     }
                 }
             }
-            NodeEvent::UdpSecFallback { peer, reason } if p.fallback.is_none() => {
-                p.fallback = Some((peer, reason));
-            }
-            NodeEvent::ServiceFailed { what, .. }
-                if self.honest.get(node).copied().unwrap_or(false)
+            TestEvent::ServiceFailed { what, .. }
+                if honest
                     && what.starts_with("bulk")
                     && (what.contains("mismatch") || what.contains("too long")) =>
             {
                 return Some(self.fail(Failure::BulkMismatch));
             }
-            NodeEvent::ServiceFailed { what, kind, .. }
-                if kind == udp
-                    && what.starts_with("sink")
-                    && self.honest.get(node).copied().unwrap_or(false) =>
+            TestEvent::ServiceFailed { what, kind, .. }
+                if kind == udp && what.starts_with("sink") && honest =>
             {
                 return Some(self.fail(Failure::UdpSecBackpressure));
             }
-            NodeEvent::PingOk { kind, .. } if kind == udp && !p.udpsec_control => {
+            TestEvent::PingOk { kind, .. } if kind == udp && !p.udpsec_control => {
                 p.udpsec_control = true;
                 return Some(Marker::UdpSecControlOk);
             }
-            NodeEvent::MuxDataOk { kind, bytes, .. }
+            TestEvent::MuxDataOk { kind, bytes, .. }
                 if kind == udp && bytes >= UDPSEC_BULK_MIN && !p.udpsec_bulk =>
             {
                 p.udpsec_bulk = true;
                 return Some(Marker::UdpSecBulkOk);
             }
-            NodeEvent::BackpressureOk {
+            TestEvent::BackpressureOk {
                 kind,
                 blocked,
                 peak_buffered,
@@ -202,11 +226,6 @@ impl NetSelftest {
                 }
                 p.udpsec_backpressure = true;
                 return Some(Marker::UdpSecBackpressureOk);
-            }
-            NodeEvent::IdentityMismatch(_) => p.mismatch = true,
-            NodeEvent::AnnounceIgnored(_) => p.ignored = true,
-            NodeEvent::BusFailed(_) if self.honest.get(node).copied().unwrap_or(false) => {
-                return Some(self.fail(Failure::BusStart));
             }
             _ => {}
         }
@@ -300,8 +319,8 @@ mod bus_tests {
         }
     }
 
-    fn session_ok(peer: DeviceId, kind: TransportKind) -> NodeEvent {
-        NodeEvent::SessionOk { peer, kind }
+    fn session_ok(peer: DeviceId, kind: TransportKind) -> TestEvent {
+        TestEvent::SessionOk { peer, kind }
     }
 
     #[test]
@@ -311,27 +330,27 @@ mod bus_tests {
             .with_goal(BusGoal::Sessions { spoof: false }, [true; 3]);
         pinged(&mut t, 2);
         assert_eq!(t.verdict(), Verdict::Pending);
-        t.on_node_event(0, &session_ok(b, TransportKind::Tcp));
+        t.on_test_event(0, &session_ok(b, TransportKind::Tcp));
         assert_eq!(t.verdict(), Verdict::Pending);
-        t.on_node_event(1, &session_ok(b, TransportKind::Tcp));
+        t.on_test_event(1, &session_ok(b, TransportKind::Tcp));
         assert_eq!(t.verdict(), Verdict::AllOk);
     }
 
     /// The udp-sec steps of one node, in the order the node reports them.
-    fn udpsec_steps(peer: DeviceId, bulk: u64, blocked: u32, peak: usize) -> [NodeEvent; 4] {
+    fn udpsec_steps(peer: DeviceId, bulk: u64, blocked: u32, peak: usize) -> [TestEvent; 4] {
         let kind = TransportKind::UdpSec;
         [
-            NodeEvent::PingOk {
+            TestEvent::PingOk {
                 peer,
                 kind,
                 rtt: smoltcp::time::Duration::ZERO,
             },
-            NodeEvent::MuxDataOk {
+            TestEvent::MuxDataOk {
                 peer,
                 kind,
                 bytes: bulk,
             },
-            NodeEvent::BackpressureOk {
+            TestEvent::BackpressureOk {
                 peer,
                 kind,
                 bytes: 1,
@@ -352,13 +371,13 @@ mod bus_tests {
         pinged(&mut t, 1);
         // A TCP session does not count.
         assert!(t
-            .on_node_event(0, &session_ok(b, TransportKind::Tcp))
+            .on_test_event(0, &session_ok(b, TransportKind::Tcp))
             .is_none());
         assert_eq!(t.verdict(), Verdict::Pending);
         let printed: alloc::vec::Vec<_> = udpsec_steps(b, UDPSEC_BULK_MIN, 3, 1000)
             .iter()
             .map(|e| {
-                t.on_node_event(0, e)
+                t.on_test_event(0, e)
                     .map(|m| alloc::string::ToString::to_string(&m))
             })
             .collect();
@@ -373,7 +392,7 @@ mod bus_tests {
         );
         assert_eq!(t.verdict(), Verdict::AllOk);
         let again = udpsec_steps(b, UDPSEC_BULK_MIN, 3, 1000);
-        assert!(t.on_node_event(0, &again[0]).is_none());
+        assert!(t.on_test_event(0, &again[0]).is_none());
     }
 
     #[test]
@@ -385,7 +404,7 @@ mod bus_tests {
         pinged(&mut t, 1);
         let steps = udpsec_steps(b, UDPSEC_BULK_MIN - 1, 3, 1000);
         for e in &steps {
-            t.on_node_event(0, e);
+            t.on_test_event(0, e);
         }
         assert_eq!(t.verdict(), Verdict::Pending);
     }
@@ -399,7 +418,7 @@ mod bus_tests {
                 .with_transport(TransportGoal::UdpSec)
                 .with_memory_cap(4096);
             let steps = udpsec_steps(b, UDPSEC_BULK_MIN, blocked, peak);
-            let m = t.on_node_event(0, &steps[2]).unwrap();
+            let m = t.on_test_event(0, &steps[2]).unwrap();
             assert_eq!(
                 alloc::string::ToString::to_string(&m),
                 "SELFTEST: FAIL udp-sec backpressure"
@@ -422,7 +441,7 @@ mod bus_tests {
         assert!(t.on_node_event(0, &fallback).is_none());
         assert_eq!(t.verdict(), Verdict::Pending);
         let m = t
-            .on_node_event(0, &session_ok(b, TransportKind::Tcp))
+            .on_test_event(0, &session_ok(b, TransportKind::Tcp))
             .unwrap();
         assert_eq!(
             alloc::string::ToString::to_string(&m),
@@ -448,11 +467,11 @@ mod bus_tests {
         assert!(t.on_node_event(0, &fallback).is_none());
         // A TCP session with another peer proves nothing about node-b.
         assert!(t
-            .on_node_event(0, &session_ok(c, TransportKind::Tcp))
+            .on_test_event(0, &session_ok(c, TransportKind::Tcp))
             .is_none());
         assert_eq!(t.verdict(), Verdict::Pending);
         let m = t
-            .on_node_event(0, &session_ok(b, TransportKind::Tcp))
+            .on_test_event(0, &session_ok(b, TransportKind::Tcp))
             .unwrap();
         assert_eq!(
             alloc::string::ToString::to_string(&m),
@@ -483,13 +502,13 @@ mod bus_tests {
         ] {
             let mut t = NetSelftest::new(1, Instant::from_secs(30))
                 .with_goal(BusGoal::Sessions { spoof: false }, [true; 3]);
-            let ev = NodeEvent::ServiceFailed {
+            let ev = TestEvent::ServiceFailed {
                 peer: b,
                 kind,
                 what,
             };
             assert_eq!(
-                t.on_node_event(0, &ev)
+                t.on_test_event(0, &ev)
                     .map(|m| alloc::string::ToString::to_string(&m)),
                 Some(alloc::format!("SELFTEST: FAIL {}", failure.label()))
             );
@@ -505,7 +524,7 @@ mod bus_tests {
             .with_transport(TransportGoal::Fallback);
         pinged(&mut t, 1);
         assert!(t
-            .on_node_event(0, &session_ok(b, TransportKind::Tcp))
+            .on_test_event(0, &session_ok(b, TransportKind::Tcp))
             .is_none());
         assert_eq!(t.verdict(), Verdict::Pending);
     }
@@ -517,7 +536,7 @@ mod bus_tests {
             .with_goal(BusGoal::Sessions { spoof: true }, [true, true, false]);
         pinged(&mut t, 3);
         for i in 0..2 {
-            t.on_node_event(i, &session_ok(b, TransportKind::Tcp));
+            t.on_test_event(i, &session_ok(b, TransportKind::Tcp));
             t.on_node_event(
                 i,
                 &NodeEvent::AnnounceIgnored(dsb_discovery::AnnounceError::KeyMismatch),

@@ -1,40 +1,40 @@
-//! The two services every node serves and exercises over a session:
+//! The self-test's services and its client, written against the bus API:
 //!
-//! - `ping`: the client writes an 8-byte nonce, the server echoes it; the
-//!   round trip proves the session carries data both ways.
-//! - `bulk`: the client streams `bulk_bytes` of a deterministic pattern, the
-//!   server echoes every byte back, and the client checks the echo byte by
-//!   byte (and an FNV-1a hash of it) before the marker.
+//! - `ping` (the node's built-in echo): the client writes an 8-byte nonce
+//!   and reads it back; the round trip proves the session carries data.
+//! - `bulk` (served here): the client streams `bulk_bytes` of a
+//!   deterministic pattern, the server echoes every byte back, and the
+//!   client checks the echo byte by byte (and an FNV-1a hash of it).
+//! - `sink` (served here): a deliberately slow reader (a token bucket of
+//!   `rate` bytes per second, 1/8 s deep). The client writes as fast as the
+//!   channel lets it. It counts a *hold* only when a write is refused while
+//!   the peer's credit for the channel is zero (the reader, not our own
+//!   buffer, stops us). When the client finished, the sink reads the rest,
+//!   then answers with a 12-byte report (bytes read `u64` BE, most bytes it
+//!   ever had buffered on the channel `u32` BE) and finishes. Backpressure is
+//!   proven only if the writer was held, the phase lasted at least as long
+//!   as the sink's rate allows, and the reader's peak buffering reached at
+//!   least half of its channel window without exceeding it.
 //!
-//! - `sink`: a deliberately slow reader (a token bucket of `rate` bytes per
-//!   second, 1/8 s deep). The client writes as fast as the mux lets it. It
-//!   counts a *hold* only when a write is refused while the peer's credit
-//!   for the channel is zero (the reader, not our own buffer, stops us).
-//!   When the client finished, the sink reads the rest, then answers with a
-//!   12-byte report (bytes read `u64` BE, most bytes it ever had buffered on
-//!   the channel `u32` BE) and finishes. Backpressure is proven only if the
-//!   writer was held, the phase lasted at least as long as the sink's rate
-//!   allows, and the reader's peak buffering reached at least half of its
-//!   channel window without exceeding it.
-//!
-//! The ping and bulk servers are the same echo: read what the write side can
-//! take, write it back, finish after the peer finished and everything was
-//! echoed. Every buffer is the mux's own (credit-bounded); the services hold none.
+//! Every buffer is the mux's own (credit-bounded); the services hold none.
 
+use dsb_noise::DeviceId;
+use dsb_transports::mux::ChannelError;
+use smoltcp::phy::Device;
 use smoltcp::time::{Duration, Instant};
 
-use dsb_transports::mux::{ChannelError, ChannelId, Mux, MuxEvent};
+use crate::bus::channel::ChannelIo;
+use crate::bus::{ApiError, ChannelRef};
+use crate::node::Node;
 
-/// Service name of the ping/pong round trip.
-pub const PING_SERVICE: &str = "ping";
+/// Service name of the echo the client pings (the node's built-in).
+pub const PING_SERVICE: &str = crate::bus::api::PING;
 /// Service name of the bulk echo.
 pub const BULK_SERVICE: &str = "bulk";
 /// Service name of the slow reader.
 pub const SINK_SERVICE: &str = "sink";
 /// Bytes moved per service step (stack buffer).
 const CHUNK: usize = 4096;
-/// Most channels a node echoes for one peer at a time.
-pub const MAX_ECHO_CHANNELS: usize = 8;
 /// Length of the sink's report: bytes read (u64 BE) and peak buffered (u32 BE).
 pub const SINK_REPORT_LEN: usize = 12;
 
@@ -117,20 +117,20 @@ pub enum ClientEvent {
 enum Step {
     Start,
     Ping {
-        id: ChannelId,
+        ch: ChannelRef,
         nonce: [u8; 8],
         sent: usize,
         got: usize,
         at: Instant,
     },
     Bulk {
-        id: ChannelId,
+        ch: ChannelRef,
         sent: u64,
         got: u64,
         finished: bool,
     },
     Sink {
-        id: ChannelId,
+        ch: ChannelRef,
         sent: u64,
         blocked: u32,
         finished: bool,
@@ -142,9 +142,10 @@ enum Step {
     Failed,
 }
 
-/// The self-test client of one session: ping, then bulk.
+/// The self-test client of one session: ping, then bulk, then (if any) the sink.
 #[derive(Debug)]
 pub struct Client {
+    peer: DeviceId,
     step: Step,
     bulk_bytes: u64,
     sink_bytes: u64,
@@ -152,15 +153,26 @@ pub struct Client {
     sink_check: SinkCheck,
     tx_hash: Fnv,
     rx_hash: Fnv,
-    echo_buf_max: usize,
+}
+
+/// A channel call that would block is no progress, anything else ends the step.
+fn blocked<T>(r: &Result<T, ApiError>) -> bool {
+    matches!(r, Err(ApiError::Channel(ChannelError::WouldBlock)))
 }
 
 impl Client {
-    /// A client that will move `bulk_bytes` through the bulk echo (pattern
-    /// `seed`) and then, if `sink_bytes > 0`, push that much into the slow
-    /// sink and judge its backpressure by `sink_check`.
-    pub fn new(bulk_bytes: u64, sink_bytes: u64, seed: u32, sink_check: SinkCheck) -> Self {
+    /// A client for the session with `peer` that will move `bulk_bytes`
+    /// through the bulk echo (pattern `seed`) and then, if `sink_bytes > 0`,
+    /// push that much into the slow sink and judge it by `sink_check`.
+    pub fn new(
+        peer: DeviceId,
+        bulk_bytes: u64,
+        sink_bytes: u64,
+        seed: u32,
+        sink_check: SinkCheck,
+    ) -> Self {
         Client {
+            peer,
             step: Step::Start,
             bulk_bytes,
             sink_bytes,
@@ -168,43 +180,60 @@ impl Client {
             sink_check,
             tx_hash: Fnv::default(),
             rx_hash: Fnv::default(),
-            echo_buf_max: 0,
         }
     }
 
+    pub fn peer(&self) -> &DeviceId {
+        &self.peer
+    }
+
     pub fn is_done(&self) -> bool {
-        matches!(self.step, Step::Done)
+        matches!(self.step, Step::Done | Step::Failed)
     }
 
-    /// Largest amount the mux held for us at once (for the memory-cap checks).
-    pub fn max_buffered(&self) -> usize {
-        self.echo_buf_max
+    /// The channel the client currently uses.
+    pub fn channel(&self) -> Option<ChannelRef> {
+        match self.step {
+            Step::Ping { ch, .. } | Step::Bulk { ch, .. } | Step::Sink { ch, .. } => Some(ch),
+            _ => None,
+        }
     }
 
-    /// Advances the client as far as the mux allows; returns a report if a step completed.
-    pub fn poll(&mut self, now: Instant, mux: &mut Mux) -> Option<ClientEvent> {
-        let r = self.step_once(now, mux);
+    /// The peer refused a channel the client opened.
+    pub fn refused(&mut self, ch: ChannelRef) -> Option<ClientEvent> {
+        if self.channel() != Some(ch) {
+            return None;
+        }
+        let what = match self.step {
+            Step::Ping { .. } => "ping refused",
+            Step::Bulk { .. } => "bulk refused",
+            _ => "sink refused",
+        };
+        self.step = Step::Failed;
+        Some(ClientEvent::Failed(what))
+    }
+
+    /// Advances as far as the channels allow; returns a report if a step completed.
+    pub fn poll<D: Device>(&mut self, now: Instant, node: &mut Node<D>) -> Option<ClientEvent> {
+        let r = self.step_once(now, node);
         if let Some(ClientEvent::Failed(_)) = r {
             self.step = Step::Failed;
         }
         r
     }
 
-    fn step_once(&mut self, now: Instant, mux: &mut Mux) -> Option<ClientEvent> {
-        let stats = mux.stats();
-        self.echo_buf_max = self
-            .echo_buf_max
-            .max(stats.recv_buffered + stats.send_buffered);
+    fn step_once<D: Device>(&mut self, now: Instant, node: &mut Node<D>) -> Option<ClientEvent> {
+        let peer = self.peer;
         match &mut self.step {
             Step::Start => {
-                let id = match mux.open(PING_SERVICE) {
-                    Ok(id) => id,
-                    Err(ChannelError::WouldBlock) => return None,
+                let ch = match node.open(&peer, PING_SERVICE) {
+                    Ok(ch) => ch,
+                    Err(ApiError::Channel(ChannelError::TooManyChannels)) => return None,
                     Err(_) => return Some(ClientEvent::Failed("ping open")),
                 };
                 let t = now.total_micros() as u64;
                 self.step = Step::Ping {
-                    id,
+                    ch,
                     nonce: t.to_be_bytes(),
                     sent: 0,
                     got: 0,
@@ -213,41 +242,44 @@ impl Client {
                 None
             }
             Step::Ping {
-                id,
+                ch,
                 nonce,
                 sent,
                 got,
                 at,
             } => {
+                let ch = *ch;
                 if *sent < nonce.len() {
-                    match mux.write(*id, nonce.get(*sent..).unwrap_or(&[])) {
+                    let r = node.write(ch, nonce.get(*sent..).unwrap_or(&[]));
+                    match r {
                         Ok(n) => *sent += n,
-                        Err(ChannelError::WouldBlock) => {}
+                        _ if blocked(&r) => {}
                         Err(_) => return Some(ClientEvent::Failed("ping write")),
                     }
                 }
                 let mut buf = [0u8; 8];
                 let want = nonce.len() - *got;
-                match mux.read(*id, buf.get_mut(..want).unwrap_or(&mut [])) {
+                let r = node.read(ch, buf.get_mut(..want).unwrap_or(&mut []));
+                match r {
+                    Ok(0) if want > 0 => return Some(ClientEvent::Failed("ping echo short")),
                     Ok(n) => {
                         if buf.get(..n) != nonce.get(*got..*got + n) {
                             return Some(ClientEvent::Failed("ping echo mismatch"));
                         }
                         *got += n;
                     }
-                    Err(ChannelError::WouldBlock) => {}
+                    _ if blocked(&r) => {}
                     Err(_) => return Some(ClientEvent::Failed("ping read")),
                 }
                 if *got == nonce.len() {
                     let rtt = now - *at;
-                    let id = *id;
-                    let _ = mux.finish(id);
-                    let bulk = match mux.open(BULK_SERVICE) {
+                    let _ = node.finish(ch);
+                    let bulk = match node.open(&peer, BULK_SERVICE) {
                         Ok(b) => b,
                         Err(_) => return Some(ClientEvent::Failed("bulk open")),
                     };
                     self.step = Step::Bulk {
-                        id: bulk,
+                        ch: bulk,
                         sent: 0,
                         got: 0,
                         finished: false,
@@ -257,11 +289,12 @@ impl Client {
                 None
             }
             Step::Bulk {
-                id,
+                ch,
                 sent,
                 got,
                 finished,
             } => {
+                let ch = *ch;
                 let mut buf = [0u8; CHUNK];
                 // Send as much of the pattern as credit allows.
                 while *sent < self.bulk_bytes {
@@ -269,25 +302,28 @@ impl Client {
                     for (k, b) in buf.iter_mut().take(n).enumerate() {
                         *b = pattern_byte(self.seed, *sent + k as u64);
                     }
-                    match mux.write(*id, buf.get(..n).unwrap_or(&[])) {
-                        Ok(0) | Err(ChannelError::WouldBlock) => break,
+                    let r = node.write(ch, buf.get(..n).unwrap_or(&[]));
+                    match r {
+                        Ok(0) => break,
                         Ok(w) => {
                             self.tx_hash.update(buf.get(..w).unwrap_or(&[]));
                             *sent += w as u64;
                         }
+                        _ if blocked(&r) => break,
                         Err(_) => return Some(ClientEvent::Failed("bulk write")),
                     }
                 }
                 if *sent == self.bulk_bytes && !*finished {
-                    match mux.finish(*id) {
+                    match node.finish(ch) {
                         Ok(()) => *finished = true,
-                        Err(ChannelError::WouldBlock) => {}
+                        r if blocked(&r) => {}
                         Err(_) => return Some(ClientEvent::Failed("bulk finish")),
                     }
                 }
                 // Check the echo.
                 loop {
-                    match mux.read(*id, &mut buf) {
+                    let r = node.read(ch, &mut buf);
+                    match r {
                         Ok(0) => break,
                         Ok(n) => {
                             let chunk = buf.get(..n).unwrap_or(&[]);
@@ -303,11 +339,8 @@ impl Client {
                             }
                         }
                         // End of stream: the peer finished, or the slot was released.
-                        Err(
-                            ChannelError::WouldBlock
-                            | ChannelError::Finished
-                            | ChannelError::Closed,
-                        ) => break,
+                        _ if blocked(&r) => break,
+                        Err(ApiError::StaleChannel) => break,
                         Err(_) => return Some(ClientEvent::Failed("bulk read")),
                     }
                 }
@@ -318,10 +351,10 @@ impl Client {
                     let bytes = *got;
                     self.step = Step::Done;
                     if self.sink_bytes > 0 {
-                        match mux.open(SINK_SERVICE) {
-                            Ok(id) => {
+                        match node.open(&peer, SINK_SERVICE) {
+                            Ok(ch) => {
                                 self.step = Step::Sink {
-                                    id,
+                                    ch,
                                     sent: 0,
                                     blocked: 0,
                                     finished: false,
@@ -341,34 +374,36 @@ impl Client {
                 None
             }
             Step::Sink {
-                id,
+                ch,
                 sent,
-                blocked,
+                blocked: held,
                 finished,
                 started,
                 report,
                 got,
             } => {
+                let ch = *ch;
                 let buf = [0x5au8; CHUNK];
                 while *sent < self.sink_bytes {
                     let n = (self.sink_bytes - *sent).min(CHUNK as u64) as usize;
-                    match mux.write(*id, buf.get(..n).unwrap_or(&[])) {
-                        Ok(0) | Err(ChannelError::WouldBlock) => {
+                    let r = node.write(ch, buf.get(..n).unwrap_or(&[]));
+                    match r {
+                        Ok(w) if w > 0 => *sent += w as u64,
+                        _ if blocked(&r) || matches!(r, Ok(0)) => {
                             // Held by the reader only if its credit ran out;
                             // a full send buffer of our own is not a hold.
-                            if mux.send_credit(*id) == Some(0) {
-                                *blocked = blocked.saturating_add(1);
+                            if node.send_credit(ch) == Some(0) {
+                                *held = held.saturating_add(1);
                             }
                             break;
                         }
-                        Ok(w) => *sent += w as u64,
-                        Err(_) => return Some(ClientEvent::Failed("sink write")),
+                        _ => return Some(ClientEvent::Failed("sink write")),
                     }
                 }
                 if *sent == self.sink_bytes && !*finished {
-                    match mux.finish(*id) {
+                    match node.finish(ch) {
                         Ok(()) => *finished = true,
-                        Err(ChannelError::WouldBlock) => {}
+                        r if blocked(&r) => {}
                         Err(_) => return Some(ClientEvent::Failed("sink finish")),
                     }
                 }
@@ -379,28 +414,28 @@ impl Client {
                     };
                     if room.is_empty() {
                         let mut probe = [0u8; 1];
-                        match mux.read(*id, &mut probe) {
-                            Ok(0) | Err(ChannelError::Finished | ChannelError::Closed) => {
-                                break true
-                            }
+                        let r = node.read(ch, &mut probe);
+                        match r {
+                            Ok(0) | Err(ApiError::StaleChannel) => break true,
                             Ok(_) => return Some(ClientEvent::Failed("sink report too long")),
-                            Err(ChannelError::WouldBlock) => break false,
+                            _ if blocked(&r) => break false,
                             Err(_) => return Some(ClientEvent::Failed("sink read")),
                         }
                     }
-                    match mux.read(*id, room) {
-                        Ok(0) | Err(ChannelError::Finished | ChannelError::Closed) => {
+                    let r = node.read(ch, room);
+                    match r {
+                        Ok(0) | Err(ApiError::StaleChannel) => {
                             return Some(ClientEvent::Failed("sink report short"))
                         }
                         Ok(n) => *got += n,
-                        Err(ChannelError::WouldBlock) => break false,
+                        _ if blocked(&r) => break false,
                         Err(_) => return Some(ClientEvent::Failed("sink read")),
                     }
                 };
                 if !(*finished && eof) {
                     return None;
                 }
-                let (bytes, blocked, elapsed) = (*sent, *blocked, now - *started);
+                let (bytes, held, elapsed) = (*sent, *held, now - *started);
                 let mut read = [0u8; 8];
                 read.copy_from_slice(report.get(..8).unwrap_or(&[0; 8]));
                 let mut peak = [0u8; 4];
@@ -410,7 +445,7 @@ impl Client {
                 let check = self.sink_check;
                 Some(if read != bytes {
                     ClientEvent::Failed("sink lost bytes")
-                } else if blocked == 0 {
+                } else if held == 0 {
                     ClientEvent::Failed("sink never held the writer")
                 } else if elapsed < check.min_duration {
                     ClientEvent::Failed("sink was not slow")
@@ -421,7 +456,7 @@ impl Client {
                 } else {
                     ClientEvent::BackpressureOk {
                         bytes,
-                        blocked,
+                        blocked: held,
                         peak_buffered: peak,
                         elapsed,
                     }
@@ -432,14 +467,14 @@ impl Client {
     }
 }
 
-/// One channel the server serves.
+/// One channel the self-test serves: a bulk echo or a slow sink.
 #[derive(Clone, Copy, Debug)]
-struct Served {
-    id: ChannelId,
-    /// The peer finished its side.
-    peer_done: bool,
+pub struct Served {
+    pub ch: ChannelRef,
     /// A `sink` channel (drained slowly) rather than an echo.
     sink: bool,
+    /// The peer finished its side.
+    peer_done: bool,
     /// Sink: bytes read and the most ever buffered on the channel.
     read: u64,
     peak: usize,
@@ -447,188 +482,131 @@ struct Served {
     reported: usize,
 }
 
-/// Serves the peer's channels: echoes `ping` and `bulk`, drains `sink` slowly.
-#[derive(Debug)]
-pub struct EchoServer {
-    channels: heapless::Vec<Served, MAX_ECHO_CHANNELS>,
-    /// Bytes echoed in total.
-    pub echoed: u64,
-    /// Bytes the sink consumed in total.
-    pub sunk: u64,
-    /// Sink read rate, bytes per second.
-    sink_rate: u64,
-    /// Sink token bucket: bytes it may read now, and when it was refilled.
-    sink_tokens: u64,
-    sink_at: Option<Instant>,
-    /// Most bytes the mux buffered for this session at once.
-    pub peak_buffered: usize,
-}
-
-impl EchoServer {
-    /// A server whose sink reads `sink_rate` bytes per second.
-    pub fn new(sink_rate: u64) -> Self {
-        EchoServer {
-            channels: heapless::Vec::new(),
-            echoed: 0,
-            sunk: 0,
-            sink_rate: sink_rate.max(1),
-            sink_tokens: 0,
-            sink_at: None,
-            peak_buffered: 0,
-        }
-    }
-}
-
-impl EchoServer {
-    /// Most the sink reads at once after idling: 1/8 s of its rate (at least
-    /// one chunk), so it stays slow even when it sat idle before its channel opened.
-    fn sink_burst(&self) -> u64 {
-        (self.sink_rate / 8).max(CHUNK as u64)
-    }
-
-    /// Registers the services on a new session's mux.
-    pub fn register(mux: &mut Mux) -> Result<(), ChannelError> {
-        mux.register_service(PING_SERVICE)?;
-        mux.register_service(BULK_SERVICE)?;
-        mux.register_service(SINK_SERVICE)
-    }
-
-    /// Takes the mux events that concern served channels; returns the others.
-    pub fn on_event(&mut self, mux: &mut Mux, ev: MuxEvent) -> Option<MuxEvent> {
-        match ev {
-            MuxEvent::ChannelOpened { id, name } => {
-                let served = Served {
-                    id,
-                    peer_done: false,
-                    sink: name.as_str() == SINK_SERVICE,
-                    read: 0,
-                    peak: 0,
-                    reported: 0,
-                };
-                if self.channels.push(served).is_err() {
-                    let _ = mux.reset(id, 1);
-                }
-                None
-            }
-            MuxEvent::Finished { id } => match self.channels.iter_mut().find(|c| c.id == id) {
-                Some(slot) => {
-                    slot.peer_done = true;
-                    None
-                }
-                None => Some(ev),
-            },
-            MuxEvent::Reset { id, .. } => {
-                if let Some(pos) = self.channels.iter().position(|c| c.id == id) {
-                    self.channels.swap_remove(pos);
-                    None
-                } else {
-                    Some(ev)
-                }
-            }
-            other => Some(other),
+impl Served {
+    pub fn new(ch: ChannelRef, sink: bool) -> Served {
+        Served {
+            ch,
+            sink,
+            peer_done: false,
+            read: 0,
+            peak: 0,
+            reported: 0,
         }
     }
 
-    /// Moves bytes from each served channel's receive side to its send side
-    /// (echo), or drains it at the sink rate.
-    pub fn poll(&mut self, now: Instant, mux: &mut Mux) {
-        let stats = mux.stats();
-        self.peak_buffered = self
-            .peak_buffered
-            .max(stats.recv_buffered + stats.send_buffered);
-        if let Some(at) = self.sink_at {
-            let dt = (now - at).total_micros();
-            let add = self.sink_rate.saturating_mul(dt) / 1_000_000;
-            if add > 0 {
-                self.sink_tokens = (self.sink_tokens + add).min(self.sink_burst());
-                self.sink_at = Some(now);
-            }
+    /// Serves the channel as far as it goes; true when it is done. A sink
+    /// reads at most `*tokens` bytes (the node's shared sink budget).
+    pub fn poll(&mut self, io: &mut impl ChannelIo, readable: usize, tokens: &mut u64) -> bool {
+        if self.sink {
+            self.drain_sink(io, readable, tokens)
         } else {
-            self.sink_at = Some(now);
-        }
-        let mut buf = [0u8; CHUNK];
-        let mut i = 0;
-        while i < self.channels.len() {
-            let Some(c) = self.channels.get_mut(i) else {
-                break;
-            };
-            let gone = if c.sink {
-                Self::drain_sink(c, mux, &mut self.sink_tokens, &mut self.sunk, &mut buf)
-            } else {
-                Self::echo(c, mux, &mut self.echoed, &mut buf)
-            };
-            if gone {
-                self.channels.swap_remove(i);
-            } else {
-                i += 1;
-            }
+            self.echo(io)
         }
     }
 
-    /// Reads a sink channel within the token budget; once the peer finished
-    /// and everything was read, writes the report and finishes. True when done.
-    fn drain_sink(
-        c: &mut Served,
-        mux: &mut Mux,
-        tokens: &mut u64,
-        sunk: &mut u64,
-        buf: &mut [u8; CHUNK],
-    ) -> bool {
-        c.peak = c.peak.max(mux.readable_len(c.id));
-        while *tokens > 0 {
+    /// Reads within the token budget; once the peer finished and everything
+    /// was read, writes the report and finishes. True when done.
+    fn drain_sink(&mut self, io: &mut impl ChannelIo, readable: usize, tokens: &mut u64) -> bool {
+        self.peak = self.peak.max(readable);
+        let mut buf = [0u8; CHUNK];
+        while *tokens > 0 && !self.peer_done {
             let n = (*tokens as usize).min(CHUNK);
-            match mux.read(c.id, buf.get_mut(..n).unwrap_or(&mut [])) {
-                Ok(0) => break,
+            match io.read(buf.get_mut(..n).unwrap_or(&mut [])) {
+                Ok(0) => self.peer_done = true,
                 Ok(n) => {
-                    *sunk += n as u64;
-                    c.read += n as u64;
+                    self.read += n as u64;
                     *tokens -= n as u64;
                 }
-                Err(_) => break,
+                Err(ChannelError::WouldBlock) => break,
+                Err(_) => return true,
             }
         }
-        if !c.peer_done || mux.readable_len(c.id) > 0 {
+        if !self.peer_done {
             return false;
         }
         let mut report = [0u8; SINK_REPORT_LEN];
-        report[..8].copy_from_slice(&c.read.to_be_bytes());
-        let peak = u32::try_from(c.peak).unwrap_or(u32::MAX);
+        report[..8].copy_from_slice(&self.read.to_be_bytes());
+        let peak = u32::try_from(self.peak).unwrap_or(u32::MAX);
         report[8..].copy_from_slice(&peak.to_be_bytes());
-        while c.reported < SINK_REPORT_LEN {
-            match mux.write(c.id, report.get(c.reported..).unwrap_or(&[])) {
-                Ok(n) if n > 0 => c.reported += n,
+        while self.reported < SINK_REPORT_LEN {
+            match io.write(report.get(self.reported..).unwrap_or(&[])) {
+                Ok(n) if n > 0 => self.reported += n,
                 Ok(_) | Err(ChannelError::WouldBlock) => return false,
                 Err(_) => return true,
             }
         }
-        !matches!(mux.finish(c.id), Err(ChannelError::WouldBlock))
+        !matches!(io.finish(), Err(ChannelError::WouldBlock))
     }
 
     /// Echoes what the write side can take; finishes after the peer did and
     /// everything was echoed. True when done.
-    fn echo(c: &mut Served, mux: &mut Mux, echoed: &mut u64, buf: &mut [u8; CHUNK]) -> bool {
+    fn echo(&mut self, io: &mut impl ChannelIo) -> bool {
+        let mut buf = [0u8; CHUNK];
         loop {
-            let room = mux.write_capacity(c.id).min(CHUNK);
+            let room = io.write_capacity().min(CHUNK);
             if room == 0 {
                 break;
             }
-            match mux.read(c.id, buf.get_mut(..room).unwrap_or(&mut [])) {
-                Ok(0) => break,
-                Ok(n) => match mux.write(c.id, buf.get(..n).unwrap_or(&[])) {
-                    Ok(w) if w == n => *echoed += n as u64,
+            match io.read(buf.get_mut(..room).unwrap_or(&mut [])) {
+                Ok(0) => {
+                    self.peer_done = true;
+                    break;
+                }
+                Ok(n) => match io.write(buf.get(..n).unwrap_or(&[])) {
+                    Ok(w) if w == n => {}
                     _ => {
                         // write_capacity said it fits; anything else ends the channel.
-                        let _ = mux.reset(c.id, 2);
+                        io.reset(2);
                         return true;
                     }
                 },
-                Err(_) => break,
+                Err(ChannelError::WouldBlock) => break,
+                Err(_) => return true,
             }
         }
-        if c.peer_done && mux.readable_len(c.id) == 0 {
-            return !matches!(mux.finish(c.id), Err(ChannelError::WouldBlock));
+        if self.peer_done {
+            return !matches!(io.finish(), Err(ChannelError::WouldBlock));
         }
         false
+    }
+}
+
+/// The sinks' shared read budget: `rate` bytes per second, at most 1/8 s
+/// (or one chunk) saved up, so a sink stays slow after idling.
+#[derive(Clone, Copy, Debug)]
+pub struct SinkBudget {
+    rate: u64,
+    tokens: u64,
+    at: Option<Instant>,
+}
+
+impl SinkBudget {
+    pub fn new(rate: u64) -> SinkBudget {
+        SinkBudget {
+            rate: rate.max(1),
+            tokens: 0,
+            at: None,
+        }
+    }
+
+    fn burst(&self) -> u64 {
+        (self.rate / 8).max(CHUNK as u64)
+    }
+
+    /// Refills for the time since the last call; returns the tokens.
+    pub fn refill(&mut self, now: Instant) -> &mut u64 {
+        match self.at {
+            Some(at) => {
+                let dt = (now - at).total_micros();
+                let add = self.rate.saturating_mul(dt) / 1_000_000;
+                if add > 0 {
+                    self.tokens = (self.tokens + add).min(self.burst());
+                    self.at = Some(now);
+                }
+            }
+            None => self.at = Some(now),
+        }
+        &mut self.tokens
     }
 }
 
@@ -672,5 +650,14 @@ mod tests {
         );
         // A zero rate does not divide by zero.
         let _ = SinkCheck::new(1 << 20, 0, 1024);
+    }
+
+    #[test]
+    fn the_sink_budget_refills_at_its_rate_and_caps_its_burst() {
+        let mut b = SinkBudget::new(8000);
+        assert_eq!(*b.refill(Instant::from_millis(0)), 0);
+        assert_eq!(*b.refill(Instant::from_millis(100)), 800);
+        // 10 s idle: capped at one chunk (rate/8 = 1000 < 4096).
+        assert_eq!(*b.refill(Instant::from_secs(10)), CHUNK as u64);
     }
 }
