@@ -10,6 +10,11 @@
 #   PCAP=1             write one pcap per NIC into out/pcap/
 #   TIMEOUT=secs       wall-clock limit of one run                      (default 120)
 #   FEATURES=...       cargo features of the image (e.g. test-keys)
+#   VMS=2..8           cross-VM run: N QEMU processes on one segment switch
+#   VM_CMDLINE="..."   per-VM options with VMS ({k} {id} {mac} {ip} filled in)
+#   DHCP=none|slirp    with VMS: static fallback addresses, or one slirp on the segment
+#   LOSS= DUP= REORDER= (percent)  DELAY= (ms)  RATE= (Mbit/s)  SEED=
+#                      with VMS: faults the switch injects on every port
 
 NODES     ?= 1
 transport ?= auto
@@ -20,6 +25,15 @@ FIRMWARE  ?= auto
 PCAP      ?= 0
 TIMEOUT   ?= 120
 FEATURES  ?=
+VMS       ?=
+VM_CMDLINE ?=
+DHCP      ?= none
+LOSS      ?= 0
+DUP       ?= 0
+REORDER   ?= 0
+DELAY     ?= 0
+RATE      ?= 0
+SEED      ?= 1
 
 CARGO        ?= cargo
 TARGET       := x86_64-unknown-none
@@ -29,6 +43,12 @@ OUT          := $(CURDIR)/out
 APPEND       := nodes=$(NODES) transport=$(transport) scenario=$(SCENARIO) $(CMDLINE)
 BOOT_OPTS    := --accel $(ACCEL) --firmware $(FIRMWARE) --kernel $(IMAGE)
 PCAP_OPT     := $(if $(filter 1,$(PCAP)),--pcap $(OUT)/pcap,)
+VMS_APPEND   := transport=$(transport) scenario=$(SCENARIO) $(CMDLINE)
+VMS_OPTS     := --vms $(VMS) --append "$(VMS_APPEND)" --vm-append "$(VM_CMDLINE)" --dhcp $(DHCP) \
+                --loss $(LOSS) --dup $(DUP) --reorder $(REORDER) --delay $(DELAY) --rate $(RATE) \
+                --seed $(SEED) --timeout $(TIMEOUT) --out $(OUT)/vms \
+                $(if $(filter 1,$(PCAP)),--pcap $(OUT)/vms/segment.pcap,) \
+                --accel $(ACCEL) --firmware $(FIRMWARE) --kernel $(IMAGE)
 TOOLS        := $(CARGO) run -q --release -p dsb-tests --bin
 
 .PHONY: help deps qemu-dep target-dep image size run test-host test-qemu test bench fmt clippy clean
@@ -69,7 +89,11 @@ size: image
 	@echo "image: $$(stat -c %s $(IMAGE)) bytes, stripped: $$(stat -c %s $(OUT)/dsoftbus.stripped) bytes"
 
 run: qemu-dep image
+ifeq ($(strip $(VMS)),)
 	@$(TOOLS) qemu-run -- --nodes $(NODES) --append "$(APPEND)" --timeout $(TIMEOUT) $(BOOT_OPTS) $(PCAP_OPT)
+else
+	@$(TOOLS) vms -- $(VMS_OPTS)
+endif
 
 # --- tests ---------------------------------------------------------------------
 test-host:

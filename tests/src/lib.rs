@@ -11,3 +11,4 @@ pub mod scenarios;
 pub mod simwire;
 pub mod slirp;
 pub mod switch;
+pub mod vms;

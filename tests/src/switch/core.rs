@@ -79,7 +79,7 @@ pub struct PortStats {
     /// Datagrams received from the port's peer.
     pub rx_frames: u64,
     pub rx_bytes: u64,
-    /// Frames handed to the port's socket.
+    /// Frames the port's socket took.
     pub tx_frames: u64,
     pub tx_bytes: u64,
     /// Received datagrams that are not a frame (too short, too long, multicast source).
@@ -233,16 +233,21 @@ impl Switch {
         self.ports.iter().map(|p| p.queued).sum()
     }
 
-    /// The socket of `port` refused a frame.
-    pub fn note_send_error(&mut self, port: usize) {
+    /// The socket of `port` refused a frame of `len` bytes (moved from `tx` to `send_error`).
+    pub fn note_send_error(&mut self, port: usize, len: usize) {
         if let Some(p) = self.ports.get_mut(port) {
+            p.stats.tx_frames = p.stats.tx_frames.saturating_sub(1);
+            p.stats.tx_bytes = p.stats.tx_bytes.saturating_sub(len as u64);
             p.stats.send_error += 1;
         }
     }
 
-    /// A frame for `port` had nowhere to go (peer unknown).
-    pub fn note_no_peer(&mut self, port: usize) {
+    /// A frame of `len` bytes for `port` had nowhere to go: peer unknown or
+    /// gone (moved from `tx` to `no_peer`).
+    pub fn note_no_peer(&mut self, port: usize, len: usize) {
         if let Some(p) = self.ports.get_mut(port) {
+            p.stats.tx_frames = p.stats.tx_frames.saturating_sub(1);
+            p.stats.tx_bytes = p.stats.tx_bytes.saturating_sub(len as u64);
             p.stats.no_peer += 1;
         }
     }

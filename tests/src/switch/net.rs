@@ -421,8 +421,8 @@ pub fn run(
         while let Some((i, frame)) = sw.poll_transmit(now) {
             match ports.get(i).map(|p| p.send(&frame)) {
                 Some(Ok(())) => {}
-                Some(Err(SendError::NoPeer)) | None => sw.note_no_peer(i),
-                Some(Err(SendError::Failed)) => sw.note_send_error(i),
+                Some(Err(SendError::NoPeer)) | None => sw.note_no_peer(i, frame.len()),
+                Some(Err(SendError::Failed)) => sw.note_send_error(i, frame.len()),
             }
         }
         let due = next_stats.is_some_and(|t| std::time::Instant::now() >= t);
