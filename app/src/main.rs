@@ -225,6 +225,8 @@ mod image {
             let mut stack_config = NetStackConfig::new(mac, rng.next_u64());
             stack_config.dhcp_timeout = Duration::from_millis(u64::from(config.dhcp_timeout_ms));
             stack_config.ping_timeout = Duration::from_millis(u64::from(config.ping_timeout_ms));
+            stack_config.fallback = config.fallback_address(mac, index);
+            stack_config.gateway_ping = config.gateway;
             let stack = match NetStack::new(nic, stack_config, clock::now()) {
                 Ok(s) => s,
                 Err(e) => {
@@ -417,6 +419,8 @@ mod image {
             }
             NetEvent::DhcpTimeout => log::error!("dhcp: no lease in time"),
             NetEvent::PingTimeout => log::error!("icmp: no echo reply in time"),
+            NetEvent::StaticFallback(cidr) => log::info!("dhcp: no lease; static {cidr}"),
+            NetEvent::GatewayUnreachable => log::warn!("icmp: gateway silent (optional)"),
         }
     }
 }

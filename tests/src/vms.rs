@@ -119,14 +119,26 @@ pub fn expand_template(template: &str, k: usize) -> String {
         .replace("{ip}", &vm_static_ip(k))
 }
 
+/// How long an image waits for DHCP before its static fallback when the
+/// harness put no DHCP server on the segment (slirp answers in < 40 ms; the
+/// image's own default is 5 s), unless the command line sets `dhcp_timeout_ms`.
+pub const NO_DHCP_WAIT_MS: u32 = 1000;
+
 /// VM `k`'s full kernel command line.
 pub fn vm_append(cfg: &VmsConfig, k: usize) -> String {
     let per_vm = expand_template(&cfg.vm_template, k);
-    match (cfg.append.trim(), per_vm.trim()) {
+    let mut line = match (cfg.append.trim(), per_vm.trim()) {
         ("", v) => v.to_string(),
         (a, "") => a.to_string(),
         (a, v) => format!("{a} {v}"),
+    };
+    if cfg.dhcp == DhcpMode::None && !line.contains("dhcp_timeout_ms=") {
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(&format!("dhcp_timeout_ms={NO_DHCP_WAIT_MS}"));
     }
+    line
 }
 
 /// Hook for per-VM identities (issue 12, item 4): write VM `k`'s identity file
@@ -522,9 +534,17 @@ mod tests {
         let mut cfg = VmsConfig::new(2);
         cfg.append = "log=info".into();
         cfg.vm_template = "id={id}".into();
+        assert_eq!(
+            vm_append(&cfg, 1),
+            "log=info id=node-1 dhcp_timeout_ms=1000"
+        );
+        cfg.dhcp = DhcpMode::Slirp;
         assert_eq!(vm_append(&cfg, 1), "log=info id=node-1");
         cfg.append.clear();
         assert_eq!(vm_append(&cfg, 2), "id=node-2");
+        cfg.dhcp = DhcpMode::None;
+        cfg.append = "dhcp_timeout_ms=300".into();
+        assert_eq!(vm_append(&cfg, 2), "dhcp_timeout_ms=300 id=node-2");
     }
 
     #[test]

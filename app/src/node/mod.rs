@@ -444,7 +444,7 @@ impl<D: Device> Node<D> {
 
     fn start_bus(&mut self, now: Instant, rng: &mut dyn CryptoRngCore) {
         let (events, dropped) = (&mut self.events, &mut self.events_dropped);
-        let Some(lease) = self.stack.lease() else {
+        let Some(cidr) = self.stack.address() else {
             return;
         };
         let (iface, sockets) = self.stack.iface_and_sockets();
@@ -469,7 +469,7 @@ impl<D: Device> Node<D> {
         let target_ip = if multicast {
             group
         } else {
-            lease.cidr.broadcast().unwrap_or(Ipv4Address::BROADCAST)
+            cidr.broadcast().unwrap_or(Ipv4Address::BROADCAST)
         };
 
         let id = self.identity.device_id();
