@@ -434,6 +434,7 @@ impl<D: Device> Node<D> {
             }
             for s in &b.sessions {
                 min(s.mux.poll_at());
+                min(s.server.poll_at());
             }
             for k in &b.backoff {
                 min(Some(k.next));

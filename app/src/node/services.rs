@@ -419,6 +419,19 @@ impl EchoServer {
         }
     }
 
+    /// When the sink may read again: the next refill of one chunk while a
+    /// sink channel is open and its bucket is empty (a halted loop must wake
+    /// for it; nothing else would, the peer is waiting for credit).
+    pub fn poll_at(&self) -> Option<Instant> {
+        let sinking = self.channels.iter().any(|(_, _, sink)| *sink);
+        if !sinking || self.sink_tokens > 0 {
+            return None;
+        }
+        let at = self.sink_at?;
+        let us = (CHUNK as u64).saturating_mul(1_000_000) / self.sink_rate;
+        Some(at + Duration::from_micros(us.max(1)))
+    }
+
     /// Moves bytes from each served channel's receive side to its send side
     /// (echo), or drains it at the sink rate.
     pub fn poll(&mut self, now: Instant, mux: &mut Mux) {
