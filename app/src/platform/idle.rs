@@ -108,9 +108,7 @@ pub fn wait_until(deadline: Instant) {
     if deadline <= now {
         return;
     }
-    let us = u64::try_from((deadline - now).total_micros())
-        .unwrap_or(MAX_HALT_US)
-        .min(MAX_HALT_US);
+    let us = (deadline - now).total_micros().min(MAX_HALT_US);
     lapic::arm_us(us);
     // SAFETY: enables interrupts for exactly the `hlt` (sti's one-instruction
     // shadow), then disables them again; the handlers only count and EOI.
@@ -118,10 +116,7 @@ pub fn wait_until(deadline: Instant) {
     lapic::disarm();
     HALTS.fetch_add(1, Ordering::Relaxed);
     let slept = clock::now() - now;
-    HALTED_US.fetch_add(
-        u64::try_from(slept.total_micros()).unwrap_or(0),
-        Ordering::Relaxed,
-    );
+    HALTED_US.fetch_add(slept.total_micros(), Ordering::Relaxed);
 }
 
 /// (halts, total halted microseconds, timer interrupts, NIC interrupts, other interrupts).
