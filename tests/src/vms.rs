@@ -75,6 +75,9 @@ pub struct VmsConfig {
     /// Measure each QEMU's CPU time over this window once every VM printed
     /// [`READY_MARKER`].
     pub idle_cpu: Option<Duration>,
+    /// Console lines (substrings) every VM must print to pass, besides
+    /// reporting success.
+    pub expect: Vec<String>,
 }
 
 impl VmsConfig {
@@ -94,6 +97,7 @@ impl VmsConfig {
             out_dir: qemu::workspace_root().join("out/vms"),
             spare_ports: 0,
             idle_cpu: None,
+            expect: Vec::new(),
         }
     }
 }
@@ -156,11 +160,13 @@ pub struct VmResult {
     pub run: Result<Run, String>,
     /// QEMU CPU time share over the idle window, in percent of one core.
     pub idle_cpu_pct: Option<f64>,
+    /// Expected lines this VM never printed.
+    pub missing: Vec<String>,
 }
 
 impl VmResult {
     pub fn passed(&self) -> bool {
-        self.run.as_ref().is_ok_and(|r| r.verdict.is_pass())
+        self.missing.is_empty() && self.run.as_ref().is_ok_and(|r| r.verdict.is_pass())
     }
 
     /// `vm1: pass (guest reported success, 812 ms, qboot) 10.0.2.101/24 (static)`.
@@ -184,14 +190,15 @@ impl VmResult {
                     .idle_cpu_pct
                     .map(|c| format!(" idle-cpu {c:.1}%"))
                     .unwrap_or_default();
+                let missing = if self.missing.is_empty() {
+                    String::new()
+                } else {
+                    format!(" missing {:?}", self.missing)
+                };
                 format!(
-                    "vm{}: {} ({}, {:.0} ms, {}){addr}{cpu}",
+                    "vm{}: {} ({}, {:.0} ms, {}){addr}{cpu}{missing}",
                     self.k,
-                    if run.verdict.is_pass() {
-                        "pass"
-                    } else {
-                        "FAIL"
-                    },
+                    if self.passed() { "pass" } else { "FAIL" },
                     run.verdict,
                     run.elapsed.as_secs_f64() * 1e3,
                     run.firmware
@@ -456,6 +463,12 @@ pub fn run(
                     let span = t0.elapsed();
                     for (i, p) in pids.iter().enumerate() {
                         let now = process_cpu(p.load(Ordering::Relaxed));
+                        if !matches!((samples.get(i), now), (Some(Some(_)), Some(_))) {
+                            print(&format!(
+                                "vms: vm{} idle cpu unknown (no /proc sample)",
+                                i + 1
+                            ));
+                        }
                         if let (Some(Some(a)), Some(b)) = (samples.get(i), now) {
                             let pct =
                                 b.saturating_sub(*a).as_secs_f64() / span.as_secs_f64() * 100.0;
@@ -505,10 +518,23 @@ pub fn run(
     let vms = results
         .into_iter()
         .enumerate()
-        .map(|(i, r)| VmResult {
-            k: i + 1,
-            run: r.unwrap_or_else(|| Err("no result".into())),
-            idle_cpu_pct: idle_cpu.get(i).copied().flatten(),
+        .map(|(i, r)| {
+            let run = r.unwrap_or_else(|| Err("no result".into()));
+            let missing = match &run {
+                Ok(run) => cfg
+                    .expect
+                    .iter()
+                    .filter(|m| !run.lines.iter().any(|l| l.text.contains(m.as_str())))
+                    .cloned()
+                    .collect(),
+                Err(_) => cfg.expect.clone(),
+            };
+            VmResult {
+                k: i + 1,
+                run,
+                idle_cpu_pct: idle_cpu.get(i).copied().flatten(),
+                missing,
+            }
         })
         .collect();
     Ok(Outcome {

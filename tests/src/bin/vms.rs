@@ -14,7 +14,7 @@ use dsb_tests::vms::{self, DhcpMode, VmsConfig};
 
 const USAGE: &str = "usage: vms --vms N [--append CMDLINE] [--vm-append TEMPLATE] \
 [--dhcp none|slirp] [--loss PCT] [--dup PCT] [--reorder PCT] [--delay MS] [--rate MBIT] \
-[--seed N] [--pcap FILE] [--out DIR] [--spare-ports N] [--idle-cpu SECS] \
+[--seed N] [--pcap FILE] [--out DIR] [--spare-ports N] [--idle-cpu SECS] [--expect LINE]... \
 [--accel tcg|kvm|auto] [--firmware auto|qboot|seabios] [--timeout SECS] [--kernel PATH]\n\
   TEMPLATE placeholders: {k} (1..N) {id} (node-{k}) {mac} {ip} (static fallback address)";
 
@@ -54,6 +54,7 @@ fn parse_args() -> Result<VmsConfig, String> {
             "--seed" => cfg.seed = parse_count(flag, &value()?, 0, u64::MAX)?,
             "--pcap" => cfg.pcap = Some(value()?.into()),
             "--out" => cfg.out_dir = value()?.into(),
+            "--expect" => cfg.expect.push(value()?),
             "--spare-ports" => cfg.spare_ports = parse_count(flag, &value()?, 0, 8)? as usize,
             "--idle-cpu" => {
                 cfg.idle_cpu = Some(Duration::from_secs(parse_count(flag, &value()?, 1, 600)?))
