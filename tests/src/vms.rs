@@ -331,6 +331,10 @@ pub fn run(
             peer: None,
         });
     }
+    // Per-VM identity arguments first: nothing is running yet if this fails.
+    let identities = (1..=cfg.vms)
+        .map(|k| identity_args(k, &sock_dir.0))
+        .collect::<Result<Vec<_>, String>>()?;
     let ports = net::bind_all(&specs)?;
     for i in 1..=cfg.spare_ports {
         print(&format!(
@@ -398,7 +402,7 @@ pub fn run(
             ),
             ("MAC".into(), vm_mac(k)),
         ];
-        q.extra_args = identity_args(k, &sock_dir.0)?;
+        q.extra_args = identities.get(k - 1).cloned().unwrap_or_default();
         q.cancel = Some(cancel.clone());
         let pid = Arc::new(AtomicU32::new(0));
         q.pid = Some(pid.clone());
