@@ -17,12 +17,21 @@
 //! | `ping_timeout_ms` | `100..=60000`                        | `3000`   | ICMP echo deadline per node, from the lease |
 //! | `run_timeout_ms`  | `1000..=600000`                      | `30000`  | whole-run deadline, from boot |
 //! | `udpsec_drop`     | `on`, `off`                          | `off`    | fault injection: every node drops inbound udp-sec datagrams at its link |
+//! | `ip`              | `auto`, `dhcp`, `<a.b.c.d>/<8..30>`  | `auto`   | address when no DHCP lease came by `dhcp_timeout_ms`: `auto` = the MAC rule (`52:54:00:12:34:NN` -> `10.0.2.(100+NN)/24`), `dhcp` = none (fail), or this one |
+//! | `gateway`         | `required`, `optional`               | `required` | whether the gateway's echo reply gates the node (`optional`: a self-test only) |
+//! | `idle`            | `halt`, `poll`                       | `halt`   | wait for work with `hlt` (timer + NIC interrupts) or busy-poll |
+//! | `idle_test_ms`    | `0..=600000`                         | `0`      | debug: after `SELFTEST: all ok`, keep serving (idle) this long before exiting |
 //!
 //! Limits: the line is at most [`MAX_CMDLINE_LEN`] bytes of printable ASCII
 //! (plus whitespace); a key is at most [`MAX_KEY_LEN`] bytes, a value at most
 //! [`MAX_VALUE_LEN`] bytes.
 
 use core::fmt;
+use core::str::FromStr;
+
+use smoltcp::wire::{Ipv4Address, Ipv4Cidr};
+
+use crate::net::GatewayPing;
 
 /// Longest accepted kernel command line, in bytes.
 pub const MAX_CMDLINE_LEN: usize = 1024;
@@ -72,6 +81,26 @@ impl Scenario {
             Scenario::Spoof => "spoof",
         }
     }
+}
+
+/// Which address a node takes when DHCP gives none (`ip=`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IpMode {
+    /// The MAC rule ([`crate::net::static_fallback_for`]).
+    Auto,
+    /// None: no lease is a failure.
+    Dhcp,
+    /// This address.
+    Static(Ipv4Cidr),
+}
+
+/// How the main loop waits for work (`idle=`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdleMode {
+    /// Halt the CPU until the next deadline or a NIC interrupt.
+    Halt,
+    /// Busy-poll (the behaviour before issue 12; for comparison).
+    Poll,
 }
 
 /// Most verbose log level printed on the console.
@@ -125,6 +154,14 @@ pub struct Config {
     pub run_timeout_ms: u32,
     /// Fault injection: drop inbound udp-sec datagrams (makes udp-sec unreachable).
     pub udpsec_drop: bool,
+    /// Address without a DHCP lease.
+    pub ip: IpMode,
+    /// Whether the gateway must answer its echo.
+    pub gateway: GatewayPing,
+    /// How the main loop waits.
+    pub idle: IdleMode,
+    /// Debug: keep serving this long after the self-test passed.
+    pub idle_test_ms: u32,
 }
 
 impl Default for Config {
@@ -140,6 +177,10 @@ impl Default for Config {
             ping_timeout_ms: 3000,
             run_timeout_ms: 30_000,
             udpsec_drop: false,
+            ip: IpMode::Auto,
+            gateway: GatewayPing::Required,
+            idle: IdleMode::Halt,
+            idle_test_ms: 0,
         }
     }
 }
@@ -306,7 +347,7 @@ impl fmt::Debug for OptionName {
 }
 
 /// Every known key, in the order of the table above (bit positions for duplicate checks).
-const KEYS: [&str; 10] = [
+const KEYS: [&str; 14] = [
     "nodes",
     "transport",
     "udpsec",
@@ -317,9 +358,31 @@ const KEYS: [&str; 10] = [
     "ping_timeout_ms",
     "run_timeout_ms",
     "udpsec_drop",
+    "ip",
+    "gateway",
+    "idle",
+    "idle_test_ms",
 ];
 
 impl Config {
+    /// The static address node `index` (with NIC `mac`) takes when DHCP gives
+    /// none: the MAC rule for `ip=auto`, none for `ip=dhcp`, and for an
+    /// explicit `ip=` that address plus `index` (so an image's nodes differ).
+    pub fn fallback_address(
+        &self,
+        mac: smoltcp::wire::EthernetAddress,
+        index: usize,
+    ) -> Option<Ipv4Cidr> {
+        match self.ip {
+            IpMode::Auto => crate::net::static_fallback_for(mac),
+            IpMode::Dhcp => None,
+            IpMode::Static(c) => {
+                let addr = u32::from(c.address()).checked_add(u32::try_from(index).ok()?)?;
+                Some(Ipv4Cidr::new(Ipv4Address::from(addr), c.prefix_len()))
+            }
+        }
+    }
+
     /// Parses a kernel command line. An empty (or all-whitespace) line gives the defaults.
     pub fn parse(cmdline: &[u8]) -> Result<Config, ConfigError> {
         if cmdline.len() > MAX_CMDLINE_LEN {
@@ -338,7 +401,7 @@ impl Config {
         }
 
         let mut config = Config::default();
-        let mut seen: u16 = 0;
+        let mut seen: u32 = 0;
         for token in cmdline
             .split(|b| b.is_ascii_whitespace())
             .filter(|t| !t.is_empty())
@@ -357,7 +420,7 @@ impl Config {
             let Some(index) = KEYS.iter().position(|k| k.as_bytes() == key) else {
                 return Err(ConfigError::new(key, Why::UnknownOption));
             };
-            let bit = 1u16 << index;
+            let bit = 1u32 << index;
             if seen & bit != 0 {
                 return Err(ConfigError::new(key, Why::Duplicate));
             }
@@ -442,10 +505,53 @@ impl Config {
                 self.run_timeout_ms =
                     parse_ranged(value, 1000, 600_000).ok_or_else(|| bad("1000..600000"))?
             }
+            b"ip" => {
+                self.ip = match value {
+                    b"auto" => IpMode::Auto,
+                    b"dhcp" => IpMode::Dhcp,
+                    _ => IpMode::Static(
+                        parse_cidr(value).ok_or_else(|| bad("auto|dhcp|a.b.c.d/8..30"))?,
+                    ),
+                }
+            }
+            b"gateway" => {
+                self.gateway = match value {
+                    b"required" => GatewayPing::Required,
+                    b"optional" => GatewayPing::Optional,
+                    _ => return Err(bad("required|optional")),
+                }
+            }
+            b"idle" => {
+                self.idle = match value {
+                    b"halt" => IdleMode::Halt,
+                    b"poll" => IdleMode::Poll,
+                    _ => return Err(bad("halt|poll")),
+                }
+            }
+            b"idle_test_ms" => {
+                self.idle_test_ms =
+                    parse_ranged(value, 0, 600_000).ok_or_else(|| bad("0..600000"))?
+            }
             _ => return Err(ConfigError::new(key, Why::UnknownOption)),
         }
         Ok(())
     }
+}
+
+/// Parses `a.b.c.d/p` with `p` in 8..=30 and a unicast host address.
+fn parse_cidr(value: &[u8]) -> Option<Ipv4Cidr> {
+    let text = core::str::from_utf8(value).ok()?;
+    let (addr, prefix) = text.split_once('/')?;
+    let addr = Ipv4Address::from_str(addr).ok()?;
+    let prefix = u8::try_from(parse_ranged(prefix.as_bytes(), 8, 30)?).ok()?;
+    let cidr = Ipv4Cidr::new(addr, prefix);
+    let host_bits = u32::from(addr) & !(u32::MAX << (32 - prefix));
+    let usable = !addr.is_multicast()
+        && !addr.is_loopback()
+        && !addr.is_unspecified()
+        && host_bits != 0
+        && host_bits != !(u32::MAX << (32 - prefix));
+    usable.then_some(cidr)
 }
 
 /// Parses a decimal `u32` in `min..=max`; no sign, no leading `+`, at most 10 digits.
@@ -498,7 +604,50 @@ mod tests {
                 ping_timeout_ms: 60_000,
                 run_timeout_ms: 1000,
                 udpsec_drop: true,
+                ip: IpMode::Auto,
+                gateway: GatewayPing::Required,
+                idle: IdleMode::Halt,
+                idle_test_ms: 0,
             }
+        );
+    }
+
+    #[test]
+    fn address_gateway_and_idle_options() {
+        let c = Config::parse(b"ip=10.0.2.50/24 gateway=optional idle=poll idle_test_ms=10000")
+            .unwrap();
+        assert_eq!(
+            c.ip,
+            IpMode::Static(Ipv4Cidr::new(Ipv4Address::new(10, 0, 2, 50), 24))
+        );
+        assert_eq!(c.gateway, GatewayPing::Optional);
+        assert_eq!(c.idle, IdleMode::Poll);
+        assert_eq!(c.idle_test_ms, 10_000);
+        assert_eq!(Config::parse(b"ip=dhcp").unwrap().ip, IpMode::Dhcp);
+        for bad in [
+            "ip=10.0.2.50",
+            "ip=10.0.2.0/24",
+            "ip=10.0.2.255/24",
+            "ip=224.0.0.1/24",
+            "ip=10.0.2.5/31",
+            "ip=10.0.2.500/24",
+            "ip=x/24",
+        ] {
+            let e = err(bad);
+            assert!(e.starts_with("ip: bad value"), "{bad}: {e}");
+            assert!(e.ends_with("(expected auto|dhcp|a.b.c.d/8..30)"), "{e}");
+        }
+        assert_eq!(
+            err("gateway=maybe"),
+            "gateway: bad value \"maybe\" (expected required|optional)"
+        );
+        assert_eq!(
+            err("idle=spin"),
+            "idle: bad value \"spin\" (expected halt|poll)"
+        );
+        assert_eq!(
+            err("idle_test_ms=600001"),
+            "idle_test_ms: bad value \"600001\" (expected 0..600000)"
         );
     }
 

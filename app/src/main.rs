@@ -26,7 +26,7 @@ use image::kmain;
 mod image {
     use alloc::vec::Vec;
 
-    use dsb_app::config::{Config, Scenario, Transport};
+    use dsb_app::config::{Config, IdleMode, Scenario, Transport};
     use dsb_app::marker::{Failure, LabelLimit, Marker, NodePrefix, NODE_IDS};
     use dsb_app::net::{NetEvent, NetStack, NetStackConfig};
     use dsb_app::node::{self, DialPolicy, NodeConfig, NodeEvent};
@@ -42,7 +42,7 @@ mod image {
 
     use crate::platform::nic::VirtioNic;
     use crate::platform::virtio_hal::IdentityHal;
-    use crate::platform::{clock, console, exit, heap, pci, rng, rtc, serial, start_info};
+    use crate::platform::{clock, console, exit, heap, idle, pci, rng, rtc, serial, start_info};
 
     /// First TCP session port; node `i` listens on `TCP_PORT_BASE + i`.
     const TCP_PORT_BASE: u16 = 37021;
@@ -215,18 +215,21 @@ mod image {
                 }
             };
             pci::enable_device(&mut root, df);
-            let nic = match VirtioNic::new(transport) {
+            let mut nic = match VirtioNic::new(transport) {
                 Ok(n) => n,
                 Err(e) => {
                     log::error!("virtio-net: {df}: {}", e.label());
                     fail(prefix, Failure::NicInit);
                 }
             };
+            idle::attach_nic(&mut root, df, &mut nic, config.idle == IdleMode::Halt);
             let mac = nic.mac();
             console::marker(prefix, &Marker::VirtioNetUp(mac));
             let mut stack_config = NetStackConfig::new(mac, rng.next_u64());
             stack_config.dhcp_timeout = Duration::from_millis(u64::from(config.dhcp_timeout_ms));
             stack_config.ping_timeout = Duration::from_millis(u64::from(config.ping_timeout_ms));
+            stack_config.fallback = config.fallback_address(mac, index);
+            stack_config.gateway_ping = config.gateway;
             let mut stack = match NetStack::new(nic, stack_config, clock::now()) {
                 Ok(s) => s,
                 Err(e) => {
@@ -298,6 +301,8 @@ mod image {
         let mut selftest = NetSelftest::new(nodes.len(), deadline)
             .with_goal(goal, honest)
             .with_transport(transport);
+        // `idle_test_ms`: after the verdict, serve on (idle) until then.
+        let mut linger: Option<Instant> = None;
         loop {
             let now = clock::now();
             for (index, n) in nodes.iter_mut().enumerate() {
@@ -323,15 +328,39 @@ mod image {
                 console::marker(UNPREFIXED, &marker);
             }
             match selftest.verdict() {
-                Verdict::Pending => core::hint::spin_loop(),
+                Verdict::Pending => wait_for_work(&mut nodes, deadline),
+                Verdict::AllOk if config.idle_test_ms > 0 && linger.is_none_or(|t| now < t) => {
+                    if linger.is_none() {
+                        console::marker(UNPREFIXED, &Marker::AllOk);
+                        let hold = Duration::from_millis(u64::from(config.idle_test_ms));
+                        linger = Some(now + hold);
+                    }
+                    wait_for_work(&mut nodes, linger.unwrap_or(now));
+                }
                 Verdict::AllOk => {
                     log::info!("selftest: done at {} ms", clock::now().total_millis());
                     log_stats(&nodes);
-                    console::marker(UNPREFIXED, &Marker::AllOk);
+                    if linger.is_none() {
+                        console::marker(UNPREFIXED, &Marker::AllOk);
+                    }
                     exit::exit_success();
                 }
                 Verdict::Failed(_) => exit::exit_failure(),
             }
+        }
+    }
+
+    /// Halts until the earliest deadline of any node (at most `until`) or a
+    /// NIC interrupt; returns at once when a frame is already waiting.
+    fn wait_for_work(nodes: &mut [Node], until: Instant) {
+        let now = clock::now();
+        let next = nodes
+            .iter_mut()
+            .flat_map(|n| [n.node.poll_at(now), n.app.poll_at()])
+            .flatten()
+            .fold(until, core::cmp::min);
+        if !nodes.iter().any(|n| n.node.stack().device().rx_pending()) {
+            idle::wait_until(next);
         }
     }
 
@@ -411,6 +440,8 @@ mod image {
             }
         }
         console::set_log_prefix(UNPREFIXED);
+        let (halts, halted_us, timer, nic, other) = idle::stats();
+        log::info!("idle: {halts} halts, {halted_us} us halted; irqs timer {timer} nic {nic} other {other}");
         let (used, size) = heap::usage();
         log::debug!("heap: {used} of {size} bytes in use");
     }
@@ -433,6 +464,8 @@ mod image {
             }
             NetEvent::DhcpTimeout => log::error!("dhcp: no lease in time"),
             NetEvent::PingTimeout => log::error!("icmp: no echo reply in time"),
+            NetEvent::StaticFallback(cidr) => log::info!("dhcp: no lease; static {cidr}"),
+            NetEvent::GatewayUnreachable => log::warn!("icmp: gateway silent (optional)"),
         }
     }
 }

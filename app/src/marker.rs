@@ -84,6 +84,11 @@ pub enum Marker<'a> {
         /// Router option, or the DHCP server when there is none.
         gateway: Ipv4Address,
     },
+    /// `net: dhcp unavailable (fallback static <ip>/<prefix>)`.
+    DhcpUnavailable {
+        /// The static address taken.
+        cidr: Ipv4Cidr,
+    },
     /// `SELFTEST: icmp ping ok`.
     IcmpPingOk,
     /// `SELFTEST: all ok`.
@@ -245,6 +250,9 @@ impl fmt::Display for Marker<'_> {
             Marker::IfaceUp => f.write_str("net: smoltcp iface up"),
             Marker::DhcpBound { cidr, gateway } => {
                 write!(f, "net: dhcp bound {cidr} gw={gateway}")
+            }
+            Marker::DhcpUnavailable { cidr } => {
+                write!(f, "net: dhcp unavailable (fallback static {cidr})")
             }
             Marker::IcmpPingOk => f.write_str("SELFTEST: icmp ping ok"),
             Marker::AllOk => f.write_str("SELFTEST: all ok"),

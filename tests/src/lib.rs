@@ -1,6 +1,6 @@
 //! Host-side test support for DSoftBus-lite: the QEMU launcher shared by
 //! `make run`, the scenario tests and the boot benchmarks; serial-marker
-//! matching; and the scenario table.
+//! matching; the scenario table; and the segment switch of `make run VMS=N`.
 
 pub mod cli;
 pub mod cputime;
@@ -11,3 +11,5 @@ pub mod qemu;
 pub mod scenarios;
 pub mod simwire;
 pub mod slirp;
+pub mod switch;
+pub mod vms;

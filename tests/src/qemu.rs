@@ -8,9 +8,11 @@
 use std::fmt;
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -25,6 +27,8 @@ pub const QBOOT_SILENCE_LIMIT: Duration = Duration::from_secs(3);
 pub const MAX_LINES: usize = 100_000;
 /// Cap on one serial line; longer lines are cut.
 pub const MAX_LINE_LEN: usize = 4096;
+/// How often a cancellable run checks its cancel flag.
+const CANCEL_POLL: Duration = Duration::from_millis(100);
 
 /// Accelerator choice (`ACCEL=`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -137,6 +141,16 @@ pub struct QemuConfig {
     pub pcap_dir: Option<PathBuf>,
     /// Wall-clock limit for the whole run.
     pub timeout: Duration,
+    /// NIC topology file instead of `net-<nodes>.args` (e.g. `net-vm.args`).
+    pub net_file: Option<String>,
+    /// `@NAME@` placeholders of the `*.args` files and their values.
+    pub vars: Vec<(String, String)>,
+    /// More QEMU arguments, added before `-kernel` (e.g. `-fw_cfg ...`).
+    pub extra_args: Vec<String>,
+    /// Set by another thread to kill QEMU and end the run (`Verdict::Cancelled`).
+    pub cancel: Option<Arc<AtomicBool>>,
+    /// Receives QEMU's process id while it runs (0 before and after).
+    pub pid: Option<Arc<AtomicU32>>,
 }
 
 impl QemuConfig {
@@ -152,6 +166,11 @@ impl QemuConfig {
             firmware: Firmware::Auto,
             pcap_dir: None,
             timeout: Duration::from_secs(60),
+            net_file: None,
+            vars: Vec::new(),
+            extra_args: Vec::new(),
+            cancel: None,
+            pid: None,
         }
     }
 }
@@ -174,6 +193,16 @@ pub fn default_kernel() -> PathBuf {
 
 /// Reads one `*.args` file into arguments, honouring `?pcap` lines and `@PCAP_DIR@`.
 pub fn read_args(path: &Path, pcap_dir: Option<&Path>) -> Result<Vec<String>, String> {
+    read_args_with(path, pcap_dir, &[])
+}
+
+/// [`read_args`], also replacing each `@NAME@` of `vars`; a placeholder left
+/// over is an error naming it.
+pub fn read_args_with(
+    path: &Path,
+    pcap_dir: Option<&Path>,
+    vars: &[(String, String)],
+) -> Result<Vec<String>, String> {
     let text =
         fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let mut args = Vec::new();
@@ -189,6 +218,22 @@ pub fn read_args(path: &Path, pcap_dir: Option<&Path>) -> Result<Vec<String>, St
             },
             None => line.to_string(),
         };
+        let mut line = line;
+        for (name, value) in vars {
+            line = line.replace(&format!("@{name}@"), value);
+        }
+        if let Some(start) = line.find('@') {
+            let rest = line.get(start + 1..).unwrap_or("");
+            if let Some(end) = rest.find('@') {
+                let name = rest.get(..end).unwrap_or("");
+                if !name.is_empty() && name.bytes().all(|b| b.is_ascii_uppercase() || b == b'_') {
+                    return Err(format!(
+                        "{}: placeholder @{name}@ has no value",
+                        path.display()
+                    ));
+                }
+            }
+        }
         args.extend(line.split_whitespace().map(str::to_string));
     }
     Ok(args)
@@ -198,14 +243,19 @@ pub fn read_args(path: &Path, pcap_dir: Option<&Path>) -> Result<Vec<String>, St
 pub fn command_args(cfg: &QemuConfig, firmware: Firmware) -> Result<Vec<String>, String> {
     let pcap = cfg.pcap_dir.as_deref();
     let mut args = Vec::new();
+    let net = cfg
+        .net_file
+        .clone()
+        .unwrap_or_else(|| format!("net-{}.args", cfg.nodes));
     for file in [
         "machine.args".to_string(),
         cfg.accel.file().to_string(),
         firmware.file().to_string(),
-        format!("net-{}.args", cfg.nodes),
+        net,
     ] {
-        args.extend(read_args(&cfg.conf_dir.join(&file), pcap)?);
+        args.extend(read_args_with(&cfg.conf_dir.join(&file), pcap, &cfg.vars)?);
     }
+    args.extend(cfg.extra_args.iter().cloned());
     args.push("-kernel".into());
     args.push(cfg.kernel.display().to_string());
     args.push("-append".into());
@@ -231,6 +281,8 @@ pub enum Verdict {
     NoVerdict(Option<i32>),
     /// The time limit ran out; QEMU was killed.
     Timeout,
+    /// The run was cancelled (`QemuConfig::cancel`); QEMU was killed.
+    Cancelled,
 }
 
 impl Verdict {
@@ -249,6 +301,7 @@ impl fmt::Display for Verdict {
             }
             Verdict::NoVerdict(None) => write!(f, "QEMU was killed by a signal"),
             Verdict::Timeout => write!(f, "time limit reached, QEMU killed"),
+            Verdict::Cancelled => write!(f, "cancelled, QEMU killed"),
         }
     }
 }
@@ -314,13 +367,26 @@ fn spawn(cfg: &QemuConfig, firmware: Firmware) -> Result<(Child, Instant), Strin
     }
     let args = command_args(cfg, firmware)?;
     let started = Instant::now();
-    let child = Command::new("qemu-system-x86_64")
-        .args(&args)
+    let mut cmd = Command::new("qemu-system-x86_64");
+    cmd.args(&args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: prctl is async-signal-safe; it only asks the kernel to kill QEMU
+    // when the thread that started it dies (the launcher was killed), so no
+    // QEMU outlives a crashed or SIGKILLed launcher.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let child = cmd
         .spawn()
         .map_err(|e| format!("cannot start qemu-system-x86_64: {e} (install qemu-system-x86)"))?;
+    if let Some(pid) = &cfg.pid {
+        pid.store(child.id(), Ordering::Relaxed);
+    }
     Ok((child, started))
 }
 
@@ -370,12 +436,23 @@ fn boot_once(
 
     let mut lines: Vec<Line> = Vec::new();
     let mut timed_out = false;
+    let mut cancelled = false;
     loop {
         let limit = match (silence_limit, lines.is_empty()) {
             (Some(s), true) => s.min(cfg.timeout),
             _ => cfg.timeout,
         };
-        let left = limit.saturating_sub(started.elapsed());
+        let mut left = limit.saturating_sub(started.elapsed());
+        if let Some(cancel) = &cfg.cancel {
+            if cancel.load(Ordering::Relaxed) {
+                cancelled = true;
+                let _ = child.kill();
+                break;
+            }
+            if left > CANCEL_POLL {
+                left = CANCEL_POLL;
+            }
+        }
         match rx.recv_timeout(left) {
             Ok(Event::Line(at, text)) => {
                 let line = Line { at, text };
@@ -385,10 +462,14 @@ fn boot_once(
                 }
             }
             Ok(Event::Eof) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) if started.elapsed() < limit => continue,
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 if lines.is_empty() && silence_limit.is_some() && started.elapsed() < cfg.timeout {
                     let _ = child.kill();
                     let _ = child.wait();
+                    if let Some(pid) = &cfg.pid {
+                        pid.store(0, Ordering::Relaxed);
+                    }
                     return Ok(None);
                 }
                 timed_out = true;
@@ -399,9 +480,14 @@ fn boot_once(
         }
     }
     let status = child.wait().map_err(|e| format!("waiting for qemu: {e}"))?;
+    if let Some(pid) = &cfg.pid {
+        pid.store(0, Ordering::Relaxed);
+    }
     let elapsed = started.elapsed();
     let stderr = stderr_thread.join().unwrap_or_default();
-    let verdict = if timed_out {
+    let verdict = if cancelled {
+        Verdict::Cancelled
+    } else if timed_out {
         Verdict::Timeout
     } else {
         match status.code() {

@@ -238,3 +238,163 @@ fn garbage_frames_are_survived() {
         Some(NetEvent::PingOk { .. })
     ));
 }
+
+#[test]
+fn static_fallback_rule_is_per_mac_and_collision_free() {
+    use dsb_app::net::static_fallback_for;
+    let mac = |n: u8| EthernetAddress([0x52, 0x54, 0, 0x12, 0x34, n]);
+    assert_eq!(
+        static_fallback_for(mac(1)),
+        Some(Ipv4Cidr::new(Ipv4Address::new(10, 0, 2, 101), 24))
+    );
+    assert_eq!(
+        static_fallback_for(mac(8)),
+        Some(Ipv4Cidr::new(Ipv4Address::new(10, 0, 2, 108), 24))
+    );
+    let all: Vec<_> = (1..=154)
+        .filter_map(|n| static_fallback_for(mac(n)))
+        .collect();
+    let mut unique = all.clone();
+    unique.sort_by_key(|c| c.address().octets());
+    unique.dedup();
+    assert_eq!(unique.len(), 154, "one address per MAC");
+    assert!(
+        all.iter().all(|c| c.address().octets()[3] > 30),
+        "clear of slirp's leases"
+    );
+    assert_eq!(static_fallback_for(mac(0)), None);
+    assert_eq!(static_fallback_for(mac(155)), None);
+    assert_eq!(
+        static_fallback_for(EthernetAddress([0x02, 0, 0, 0, 0, 1])),
+        None
+    );
+}
+
+#[test]
+fn no_dhcp_server_falls_back_to_the_static_address_and_is_up_without_a_gateway() {
+    let mut config = NetStackConfig::new(NODE_MAC, 7);
+    config.dhcp_timeout = Duration::from_millis(300);
+    config.fallback = dsb_app::net::static_fallback_for(NODE_MAC);
+    let mut stack = new_stack(config);
+    let mut slirp = Slirp {
+        dhcp: false,
+        ..Slirp::restrict_on()
+    };
+    let events = run(
+        &mut stack,
+        &mut slirp,
+        Instant::ZERO,
+        Instant::from_millis(3000),
+    );
+    let cidr = Ipv4Cidr::new(Ipv4Address::new(10, 0, 2, 101), 24);
+    assert_eq!(
+        events,
+        vec![(Instant::from_millis(300), NetEvent::StaticFallback(cidr))]
+    );
+    assert_eq!(stack.phase(), Phase::Up);
+    assert_eq!(stack.address(), Some(cidr));
+    assert_eq!(stack.lease(), None);
+    assert!(stack.iface().has_ip_addr(cidr.address()));
+    assert!(stack.iface().routes().get_default_ipv4_route().is_none());
+    // DHCP stopped: nothing more is sent after the fallback (no DISCOVERs, no pings).
+    let quiet_from = Instant::from_millis(3000);
+    stack.poll(quiet_from);
+    assert!(stack.device_mut().from_stack.is_empty());
+    assert_eq!(slirp.seen_echo_requests, 0);
+    // Nothing left to time out: poll_at says nothing is due.
+    assert_eq!(stack.poll_at(quiet_from), None);
+}
+
+#[test]
+fn two_stacks_on_static_fallback_addresses_reach_each_other() {
+    use dsb_tests::simwire::{Wire, WireConfig};
+    use smoltcp::iface::SocketSet;
+    use smoltcp::socket::udp;
+    let wire = Wire::new(2, WireConfig::default(), 3);
+    let mac_b = EthernetAddress([0x52, 0x54, 0, 0x12, 0x34, 0x02]);
+    let mut stacks: Vec<_> = [(NODE_MAC, 0), (mac_b, 1)]
+        .into_iter()
+        .map(|(mac, i)| {
+            let mut c = NetStackConfig::new(mac, 10 + i as u64);
+            c.dhcp_timeout = Duration::from_millis(200);
+            c.fallback = dsb_app::net::static_fallback_for(mac);
+            NetStack::new(wire.device(i), c, Instant::ZERO).unwrap()
+        })
+        .collect();
+    let mk = |s: &mut SocketSet<'static>| {
+        let mut sock = udp::Socket::new(
+            udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 4], vec![0; 512]),
+            udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 4], vec![0; 512]),
+        );
+        sock.bind(5000).unwrap();
+        s.add(sock)
+    };
+    let ha = mk(stacks[0].sockets_mut());
+    let hb = mk(stacks[1].sockets_mut());
+    let mut now = Instant::ZERO;
+    let mut got = None;
+    while now < Instant::from_millis(2000) && got.is_none() {
+        for s in stacks.iter_mut() {
+            s.poll(now);
+        }
+        if now == Instant::from_millis(250) {
+            let a = stacks[0].sockets_mut().get_mut::<udp::Socket>(ha);
+            a.send_slice(b"hello", (Ipv4Address::new(10, 0, 2, 102), 5000))
+                .unwrap();
+        }
+        if let Ok((data, meta)) = stacks[1].sockets_mut().get_mut::<udp::Socket>(hb).recv() {
+            got = Some((data.to_vec(), meta.endpoint.addr));
+        }
+        now += Duration::from_millis(1);
+    }
+    assert_eq!(
+        got,
+        Some((
+            b"hello".to_vec(),
+            IpAddress::Ipv4(Ipv4Address::new(10, 0, 2, 101))
+        ))
+    );
+}
+
+#[test]
+fn optional_gateway_ping_is_up_at_the_lease_and_a_silent_gateway_is_not_a_failure() {
+    let mut config = NetStackConfig::new(NODE_MAC, 7);
+    config.gateway_ping = dsb_app::net::GatewayPing::Optional;
+    config.ping_timeout = Duration::from_millis(500);
+    let mut stack = new_stack(config);
+    let mut slirp = Slirp {
+        ping: false,
+        ..Slirp::restrict_on()
+    };
+    let events = run(
+        &mut stack,
+        &mut slirp,
+        Instant::ZERO,
+        Instant::from_millis(2000),
+    );
+    assert!(matches!(
+        kinds(&events).as_slice(),
+        [NetEvent::DhcpBound(_), NetEvent::GatewayUnreachable]
+    ));
+    assert_eq!(stack.phase(), Phase::Up);
+    assert_eq!(events[1].0, events[0].0 + Duration::from_millis(500));
+    let sent = slirp.seen_echo_requests;
+    assert!(sent >= 2, "the echo was tried: {sent}");
+
+    // With a gateway that answers: up at the lease, PingOk as a self-test.
+    let mut config = NetStackConfig::new(NODE_MAC, 7);
+    config.gateway_ping = dsb_app::net::GatewayPing::Optional;
+    let mut stack = new_stack(config);
+    let mut slirp = Slirp::restrict_on();
+    let events = run(
+        &mut stack,
+        &mut slirp,
+        Instant::ZERO,
+        Instant::from_millis(200),
+    );
+    assert!(matches!(
+        kinds(&events).as_slice(),
+        [NetEvent::DhcpBound(_), NetEvent::PingOk { .. }]
+    ));
+    assert_eq!(stack.phase(), Phase::Up);
+}

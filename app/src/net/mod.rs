@@ -9,4 +9,7 @@ pub mod stack;
 
 pub use guard::{GuardStats, LinkGuard};
 pub use ping::{PingInput, Pinger};
-pub use stack::{Lease, NetEvent, NetStack, NetStackConfig, NetStackError, Phase, StackFailure};
+pub use stack::{
+    static_fallback_for, GatewayPing, Lease, NetEvent, NetStack, NetStackConfig, NetStackError,
+    Phase, StackFailure,
+};

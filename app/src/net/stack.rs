@@ -2,6 +2,15 @@
 //! `phy::Device`, with DHCPv4 and an ICMP echo to the gateway as a small state
 //! machine that reports [`NetEvent`]s.
 //!
+//! Addressing: DHCP first. With [`NetStackConfig::fallback`] set, a stack that
+//! got no lease by `dhcp_timeout` takes that static address instead of failing
+//! ([`NetEvent::StaticFallback`]), stops DHCP, and is up at once (there is no
+//! gateway to ping). [`static_fallback_for`] is the collision-free rule the
+//! image uses for the MACs QEMU setups hand out. With
+//! [`GatewayPing::Optional`], a leased stack is up at once and the gateway
+//! echo runs as a self-test beside it: a silent gateway is
+//! [`NetEvent::GatewayUnreachable`], not a failure.
+//!
 //! Time is always passed in. Call [`NetStack::poll`] whenever the device may have
 //! frames or [`NetStack::poll_at`] is reached, then drain [`NetStack::next_event`].
 //! Other layers add their own sockets through [`NetStack::sockets_mut`].
@@ -30,6 +39,41 @@ pub const ICMP_BUFFER_BYTES: usize = 512;
 /// smoltcp DHCP: DISCOVER and first REQUEST are re-sent after this long.
 pub const DHCP_RETRY: Duration = Duration::from_millis(1000);
 
+/// Whether the stack needs the gateway's echo reply before it is up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GatewayPing {
+    /// Up only after the echo reply; no reply in time is [`StackFailure::PingTimeout`].
+    Required,
+    /// Up as soon as the address is applied; the echo is a self-test whose
+    /// outcome is [`NetEvent::PingOk`] or [`NetEvent::GatewayUnreachable`].
+    Optional,
+}
+
+/// The MAC prefix of QEMU set-ups (QEMU's own default NIC is `52:54:00:12:34:56`).
+pub const QEMU_MAC_PREFIX: [u8; 5] = [0x52, 0x54, 0x00, 0x12, 0x34];
+/// Base of the static fallback addresses: `10.0.2.(100 + NN)`.
+pub const FALLBACK_HOST_BASE: u8 = 100;
+
+/// The static fallback address of a NIC with MAC `52:54:00:12:34:NN`, NN in
+/// 1..=154: `10.0.2.(100 + NN)/24`; `None` for any other MAC.
+///
+/// Collision-free on a segment where every NIC's MAC differs (the VM harness
+/// gives VM k `52:54:00:12:34:0k`, an image's own NICs are `..:01`..`..:03`).
+/// The range `10.0.2.101..=254` lies in QEMU slirp's subnet but outside the
+/// addresses slirp uses itself (`.2`, `.3`) and leases (`.15`..`.30`), so
+/// static and DHCP nodes can share a segment.
+pub fn static_fallback_for(mac: EthernetAddress) -> Option<Ipv4Cidr> {
+    let b = mac.as_bytes();
+    let (prefix, last) = (b.get(..5)?, *b.get(5)?);
+    if prefix != QEMU_MAC_PREFIX || last == 0 || last > 255 - FALLBACK_HOST_BASE - 1 {
+        return None;
+    }
+    Some(Ipv4Cidr::new(
+        Ipv4Address::new(10, 0, 2, FALLBACK_HOST_BASE + last),
+        24,
+    ))
+}
+
 /// Settings of one stack.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NetStackConfig {
@@ -43,10 +87,16 @@ pub struct NetStackConfig {
     pub ping_timeout: Duration,
     /// Echo requests are re-sent this often while no reply came.
     pub ping_interval: Duration,
+    /// Static address taken when no lease came by `dhcp_timeout`; `None`:
+    /// that is a failure ([`NetEvent::DhcpTimeout`]).
+    pub fallback: Option<Ipv4Cidr>,
+    /// Whether the gateway must answer before the stack is up.
+    pub gateway_ping: GatewayPing,
 }
 
 impl NetStackConfig {
-    /// Defaults: DHCP 5 s, ping 3 s, echo re-sent every 200 ms.
+    /// Defaults: DHCP 5 s, ping 3 s, echo re-sent every 200 ms, no static
+    /// fallback, gateway ping required.
     pub fn new(mac: EthernetAddress, random_seed: u64) -> NetStackConfig {
         NetStackConfig {
             mac,
@@ -54,6 +104,8 @@ impl NetStackConfig {
             dhcp_timeout: Duration::from_millis(5000),
             ping_timeout: Duration::from_millis(3000),
             ping_interval: Duration::from_millis(200),
+            fallback: None,
+            gateway_ping: GatewayPing::Required,
         }
     }
 }
@@ -87,6 +139,12 @@ pub enum NetEvent {
     DhcpTimeout,
     /// No echo reply within `ping_timeout` of the lease.
     PingTimeout,
+    /// No lease within `dhcp_timeout`: the static fallback address was
+    /// applied (no gateway, no default route); DHCP stopped.
+    StaticFallback(Ipv4Cidr),
+    /// [`GatewayPing::Optional`]: no echo reply within `ping_timeout`. The
+    /// stack stays up.
+    GatewayUnreachable,
 }
 
 /// Why the stack stopped.
@@ -118,7 +176,8 @@ pub enum Phase {
     },
     /// Leased; waiting for the gateway's echo reply.
     Pinging,
-    /// Leased and the gateway answered: ready for the bus layers.
+    /// Ready for the bus layers: leased and the gateway answered (or its
+    /// answer is optional), or on the static fallback address.
     Up,
     /// Bring-up failed; the stack still polls (the lease may come late) but reports nothing more.
     Failed(StackFailure),
@@ -146,7 +205,10 @@ pub struct NetStack<D: Device> {
     device: LinkGuard<D>,
     iface: Interface,
     sockets: SocketSet<'static>,
-    dhcp: SocketHandle,
+    /// The DHCP socket; removed once the static fallback is applied.
+    dhcp: Option<SocketHandle>,
+    /// The static fallback address in use.
+    fallback: Option<Ipv4Cidr>,
     icmp: SocketHandle,
     config: NetStackConfig,
     phase: Phase,
@@ -178,7 +240,7 @@ impl<D: Device> NetStack<D> {
         retry.discover_timeout = DHCP_RETRY;
         retry.initial_request_timeout = DHCP_RETRY;
         dhcp_socket.set_retry_config(retry);
-        let dhcp = sockets.add(dhcp_socket);
+        let dhcp = Some(sockets.add(dhcp_socket));
 
         let icmp_socket = icmp::Socket::new(
             icmp::PacketBuffer::new(
@@ -197,6 +259,7 @@ impl<D: Device> NetStack<D> {
             iface,
             sockets,
             dhcp,
+            fallback: None,
             icmp,
             config,
             phase: Phase::AwaitLease {
@@ -247,6 +310,10 @@ impl<D: Device> NetStack<D> {
             Phase::Pinging => consider(self.pinger.as_ref().and_then(Pinger::poll_at)),
             Phase::Up | Phase::Failed(_) => {}
         }
+        // An optional gateway echo runs on after the stack is up.
+        if self.phase == Phase::Up {
+            consider(self.pinger.as_ref().and_then(Pinger::poll_at));
+        }
         at
     }
 
@@ -263,6 +330,16 @@ impl<D: Device> NetStack<D> {
     /// The current lease, if any.
     pub fn lease(&self) -> Option<Lease> {
         self.lease
+    }
+
+    /// The static fallback address in use, if DHCP gave up.
+    pub fn static_address(&self) -> Option<Ipv4Cidr> {
+        self.fallback
+    }
+
+    /// The interface's IPv4 address and prefix, leased or static.
+    pub fn address(&self) -> Option<Ipv4Cidr> {
+        self.lease.map(|l| l.cidr).or(self.fallback)
     }
 
     /// The settings the stack was built with.
@@ -344,7 +421,10 @@ impl<D: Device> NetStack<D> {
     }
 
     fn process_dhcp(&mut self, now: Instant) -> bool {
-        let event = self.sockets.get_mut::<dhcpv4::Socket>(self.dhcp).poll();
+        let Some(dhcp) = self.dhcp else {
+            return false;
+        };
+        let event = self.sockets.get_mut::<dhcpv4::Socket>(dhcp).poll();
         match event {
             None => false,
             Some(dhcpv4::Event::Configured(config)) => {
@@ -405,8 +485,29 @@ impl<D: Device> NetStack<D> {
                 self.config.ping_timeout,
                 self.config.ping_interval,
             ));
-            self.phase = Phase::Pinging;
+            self.phase = match self.config.gateway_ping {
+                GatewayPing::Required => Phase::Pinging,
+                GatewayPing::Optional => Phase::Up,
+            };
         }
+    }
+
+    /// No lease in time and a fallback is configured: take it, stop DHCP.
+    fn apply_fallback(&mut self, cidr: Ipv4Cidr) {
+        if let Some(dhcp) = self.dhcp.take() {
+            self.sockets.remove(dhcp);
+        }
+        self.iface.update_ip_addrs(|addrs| {
+            addrs.clear();
+            // One address fits any capacity smoltcp allows.
+            addrs.push(IpCidr::Ipv4(cidr)).ok();
+        });
+        self.iface.routes_mut().remove_default_ipv4_route();
+        self.fallback = Some(cidr);
+        self.device.set_local(Some(cidr));
+        self.pinger = None;
+        self.phase = Phase::Up;
+        self.push_event(NetEvent::StaticFallback(cidr));
     }
 
     fn process_icmp(&mut self, now: Instant) -> bool {
@@ -432,6 +533,9 @@ impl<D: Device> NetStack<D> {
                     if self.phase == Phase::Pinging {
                         self.phase = Phase::Up;
                         self.push_event(NetEvent::PingOk { seq, rtt });
+                    } else if self.phase == Phase::Up && !self.gateway_gave_up(now) {
+                        // Optional gateway ping: the self-test passed.
+                        self.push_event(NetEvent::PingOk { seq, rtt });
                     }
                 }
                 PingInput::Reply { .. } => {}
@@ -443,8 +547,18 @@ impl<D: Device> NetStack<D> {
         changed
     }
 
+    /// The optional echo is over (answered or timed out): stop sending it.
+    fn gateway_gave_up(&self, now: Instant) -> bool {
+        self.pinger.as_ref().is_none_or(|p| p.timed_out(now))
+    }
+
     fn transmit_ping(&mut self, now: Instant) -> bool {
-        if self.phase != Phase::Pinging {
+        let optional_running = self.phase == Phase::Up
+            && self
+                .pinger
+                .as_ref()
+                .is_some_and(|p| !p.answered() && !p.timed_out(now));
+        if self.phase != Phase::Pinging && !optional_running {
             return false;
         }
         let Some(pinger) = self.pinger.as_mut() else {
@@ -473,9 +587,22 @@ impl<D: Device> NetStack<D> {
 
     fn check_deadlines(&mut self, now: Instant) {
         match self.phase {
-            Phase::AwaitLease { deadline } if now >= deadline => {
-                self.phase = Phase::Failed(StackFailure::DhcpTimeout);
-                self.push_event(NetEvent::DhcpTimeout);
+            Phase::AwaitLease { deadline } if now >= deadline => match self.config.fallback {
+                Some(cidr) => self.apply_fallback(cidr),
+                None => {
+                    self.phase = Phase::Failed(StackFailure::DhcpTimeout);
+                    self.push_event(NetEvent::DhcpTimeout);
+                }
+            },
+            Phase::Up
+                if self.config.gateway_ping == GatewayPing::Optional
+                    && self
+                        .pinger
+                        .as_ref()
+                        .is_some_and(|p| !p.answered() && p.timed_out(now)) =>
+            {
+                self.pinger = None;
+                self.push_event(NetEvent::GatewayUnreachable);
             }
             Phase::Pinging if self.pinger.as_ref().is_some_and(|p| p.timed_out(now)) => {
                 self.phase = Phase::Failed(StackFailure::PingTimeout);

@@ -250,11 +250,11 @@ impl<D: Device> Node<D> {
 
     fn start_bus(&mut self, now: Instant, rng: &mut dyn CryptoRngCore) {
         let events = &mut self.events;
-        let Some(lease) = self.stack.lease() else {
+        let Some(cidr) = self.stack.address() else {
             return;
         };
         let (iface, sockets) = self.stack.iface_and_sockets();
-        let (io, multicast) = match DiscoveryIo::open(iface, sockets, lease.cidr) {
+        let (io, multicast) = match DiscoveryIo::open(iface, sockets, cidr) {
             Ok(x) => x,
             Err(e) => {
                 events.push(NodeEvent::BusFailed(e));

@@ -3,13 +3,17 @@
 //!
 //! Boot order: `boot` (32-bit PVH stub -> long mode) -> `start_info` (command line,
 //! memory map) -> `serial`/`console` -> `heap` -> `clock` -> `rng` -> `pci` ->
-//! `virtio_hal` + `nic`. Interrupts stay disabled; everything polls.
+//! `virtio_hal` + `nic` -> `idle` (`idt`, `lapic`, MSI-X in `pci`). Interrupts
+//! stay disabled except while `idle::wait_until` halts the CPU.
 
 pub mod boot;
 pub mod clock;
 pub mod console;
 pub mod exit;
 pub mod heap;
+pub mod idle;
+pub mod idt;
+pub mod lapic;
 pub mod nic;
 pub mod panic;
 pub mod pci;

@@ -141,6 +141,18 @@ impl VirtioNic {
         self.stats
     }
 
+    /// Asks the device for used-buffer notifications (interrupts), once they
+    /// are routed (`idle::attach_nic`). With `VIRTIO_F_EVENT_IDX` the device
+    /// interrupts whenever a buffer is used past the last one taken.
+    pub fn enable_interrupts(&mut self) {
+        self.raw.enable_interrupts();
+    }
+
+    /// Whether a received frame is waiting (checked before halting).
+    pub fn rx_pending(&self) -> bool {
+        !self.broken && self.raw.poll_receive().is_some()
+    }
+
     fn post_rx(&mut self, index: usize) -> Result<(), virtio_drivers::Error> {
         let buf = self
             .rx_bufs

@@ -286,3 +286,149 @@ pub fn enable_device(root: &mut PciRoot<PortCam>, df: DeviceFunction) {
         (command | Command::MEMORY_SPACE | Command::BUS_MASTER) & !Command::IO_SPACE,
     );
 }
+
+/// Why a NIC's interrupts could not be routed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MsixError {
+    /// The function has no MSI-X capability.
+    NoMsix,
+    /// No virtio common-configuration capability.
+    NoCommonCfg,
+    /// A BAR the capability points at is not a usable memory BAR.
+    BadBar,
+    /// The device did not accept the vector for a queue.
+    VectorRefused,
+}
+
+impl MsixError {
+    /// Stable label.
+    pub fn label(self) -> &'static str {
+        match self {
+            MsixError::NoMsix => "no-msix",
+            MsixError::NoCommonCfg => "no-virtio-common-cfg",
+            MsixError::BadBar => "bad-bar",
+            MsixError::VectorRefused => "vector-refused",
+        }
+    }
+}
+
+const CAP_ID_MSIX: u8 = 0x11;
+const CAP_ID_VENDOR: u8 = 0x09;
+const VIRTIO_PCI_CAP_COMMON_CFG: u8 = 1;
+/// virtio common configuration offsets (virtio 1.x, 4.1.4.3).
+const COMMON_MSIX_CONFIG: u64 = 0x10;
+const COMMON_QUEUE_SELECT: u64 = 0x16;
+const COMMON_QUEUE_MSIX_VECTOR: u64 = 0x1a;
+const VIRTIO_MSI_NO_VECTOR: u16 = 0xffff;
+/// MSI message address: the LAPIC window, destination in bits 12..19.
+const MSI_ADDRESS_BASE: u32 = 0xfee0_0000;
+/// PCI command register bit: INTx disabled.
+const COMMAND_INTX_DISABLE: u32 = 1 << 10;
+
+fn read_u8(cam: &PortCam, df: DeviceFunction, offset: u8) -> u8 {
+    (cam.read_word(df, offset & 0xfc) >> (8 * (offset & 3))) as u8
+}
+
+/// Offsets of the capabilities of `df` with id `id`, in list order (at most 48).
+fn capabilities(cam: &PortCam, df: DeviceFunction, id: u8) -> heapless::Vec<u8, 48> {
+    let mut found = heapless::Vec::new();
+    let status = cam.read_word(df, 0x04) >> 16;
+    if status & (1 << 4) == 0 {
+        return found;
+    }
+    let mut ptr = read_u8(cam, df, 0x34) & 0xfc;
+    // A capability list has at most 48 entries in 256 bytes; cap the walk.
+    for _ in 0..48 {
+        if ptr < 0x40 {
+            break;
+        }
+        if read_u8(cam, df, ptr) == id && found.push(ptr).is_err() {
+            break;
+        }
+        ptr = read_u8(cam, df, ptr + 1) & 0xfc;
+    }
+    found
+}
+
+/// The memory address of BAR `index` from its raw registers (no sizing).
+fn bar_address(cam: &PortCam, df: DeviceFunction, index: u8) -> Option<u64> {
+    if index > 5 {
+        return None;
+    }
+    let raw = cam.read_word(df, BAR0_OFFSET + 4 * index);
+    if raw & 1 == 1 {
+        return None;
+    }
+    let high = if raw & 0b110 == 0b100 && index < 5 {
+        u64::from(cam.read_word(df, BAR0_OFFSET + 4 * (index + 1)))
+    } else {
+        0
+    };
+    let address = (high << 32) | u64::from(raw & !0xf);
+    (address != 0 && address < FOUR_GIB).then_some(address)
+}
+
+fn mmio_write32(address: u64, value: u32) {
+    // SAFETY: `address` lies in a BAR of a device we own, identity-mapped below 4 GiB.
+    unsafe { core::ptr::write_volatile(address as usize as *mut u32, value) }
+}
+
+fn mmio_write16(address: u64, value: u16) {
+    // SAFETY: as in `mmio_write32`.
+    unsafe { core::ptr::write_volatile(address as usize as *mut u16, value) }
+}
+
+fn mmio_read16(address: u64) -> u16 {
+    // SAFETY: as in `mmio_write32`.
+    unsafe { core::ptr::read_volatile(address as usize as *const u16) }
+}
+
+/// Routes every virtqueue of the virtio device `df` to `vector` on the CPU
+/// with APIC id `apic_id` through MSI-X table entry 0, and turns MSI-X on
+/// (INTx off). Call after the driver initialised the device (a reset clears
+/// the queue vectors).
+pub fn enable_msix(
+    root: &mut PciRoot<PortCam>,
+    df: DeviceFunction,
+    vector: u8,
+    apic_id: u8,
+    queues: u16,
+) -> Result<(), MsixError> {
+    // SAFETY: used between `root`'s own accesses; single CPU, no interrupts.
+    let mut cam = unsafe { PortCam::new() };
+    let msix = *capabilities(&cam, df, CAP_ID_MSIX)
+        .first()
+        .ok_or(MsixError::NoMsix)?;
+    let common = capabilities(&cam, df, CAP_ID_VENDOR)
+        .into_iter()
+        .find(|&c| read_u8(&cam, df, c + 3) == VIRTIO_PCI_CAP_COMMON_CFG)
+        .ok_or(MsixError::NoCommonCfg)?;
+    let common_bar = read_u8(&cam, df, common + 4);
+    let common_offset = u64::from(cam.read_word(df, common + 8));
+    let common_base = bar_address(&cam, df, common_bar).ok_or(MsixError::BadBar)? + common_offset;
+    let table = cam.read_word(df, msix + 4);
+    let table_base = bar_address(&cam, df, (table & 0x7) as u8).ok_or(MsixError::BadBar)?
+        + u64::from(table & !0x7);
+
+    // Table entry 0: address, data (fixed delivery, edge), unmasked.
+    mmio_write32(table_base, MSI_ADDRESS_BASE | (u32::from(apic_id) << 12));
+    mmio_write32(table_base + 4, 0);
+    mmio_write32(table_base + 8, u32::from(vector));
+    mmio_write32(table_base + 12, 0);
+    // Every queue -> entry 0; no configuration-change interrupts.
+    mmio_write16(common_base + COMMON_MSIX_CONFIG, VIRTIO_MSI_NO_VECTOR);
+    for q in 0..queues {
+        mmio_write16(common_base + COMMON_QUEUE_SELECT, q);
+        mmio_write16(common_base + COMMON_QUEUE_MSIX_VECTOR, 0);
+        if mmio_read16(common_base + COMMON_QUEUE_MSIX_VECTOR) != 0 {
+            return Err(MsixError::VectorRefused);
+        }
+    }
+    // MSI-X enable (bit 15 of Message Control), function mask (bit 14) off.
+    let control = cam.read_word(df, msix);
+    cam.write_word(df, msix, (control | (1 << 31)) & !(1 << 30));
+    let command = cam.read_word(df, 0x04);
+    cam.write_word(df, 0x04, (command & 0xffff) | COMMAND_INTX_DISABLE);
+    let _ = root;
+    Ok(())
+}

@@ -137,6 +137,16 @@ impl SelftestApp {
         Ok(())
     }
 
+    /// When `poll` must run again at the latest even if the network is
+    /// quiet (a slow sink waiting for its read budget).
+    pub fn poll_at(&self) -> Option<Instant> {
+        if self.served.iter().any(Served::is_sink) {
+            self.budget.poll_at()
+        } else {
+            None
+        }
+    }
+
     /// The next self-test event.
     pub fn next_event(&mut self) -> Option<TestEvent> {
         self.events.pop_front()

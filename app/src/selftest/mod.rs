@@ -266,6 +266,20 @@ impl NetSelftest {
             NetEvent::DhcpLost => None,
             NetEvent::DhcpTimeout => Some(self.fail(Failure::DhcpTimeout)),
             NetEvent::PingTimeout => Some(self.fail(Failure::PingTimeout)),
+            // No gateway to ping on a static address; an optional gateway that
+            // stayed silent is not a failure. Either way the node is up.
+            NetEvent::StaticFallback(cidr) => {
+                if let Some(up) = self.up.get_mut(node) {
+                    *up = true;
+                }
+                Some(Marker::DhcpUnavailable { cidr })
+            }
+            NetEvent::GatewayUnreachable => {
+                if let Some(up) = self.up.get_mut(node) {
+                    *up = true;
+                }
+                None
+            }
         }
     }
 
@@ -576,6 +590,22 @@ mod tests {
             gateway: Ipv4Address::new(10, 0, 2, 2),
             gateway_from_router: false,
         })
+    }
+
+    #[test]
+    fn static_fallback_counts_as_up_and_prints_the_contract_marker() {
+        let mut t = NetSelftest::new(1, Instant::from_secs(30));
+        let cidr = Ipv4Cidr::new(Ipv4Address::new(10, 0, 2, 101), 24);
+        let m = t.on_event(0, &NetEvent::StaticFallback(cidr)).unwrap();
+        assert_eq!(
+            m.to_string(),
+            "net: dhcp unavailable (fallback static 10.0.2.101/24)"
+        );
+        assert_eq!(t.verdict(), Verdict::AllOk);
+        let mut t = NetSelftest::new(1, Instant::from_secs(30));
+        t.on_event(0, &bound(15));
+        assert!(t.on_event(0, &NetEvent::GatewayUnreachable).is_none());
+        assert_eq!(t.verdict(), Verdict::AllOk);
     }
 
     fn ping_ok() -> NetEvent {

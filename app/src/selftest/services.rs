@@ -494,6 +494,11 @@ impl Served {
         }
     }
 
+    /// Whether this is a slow sink (it needs the clock, not only the network).
+    pub fn is_sink(&self) -> bool {
+        self.sink
+    }
+
     /// Serves the channel as far as it goes; true when it is done. A sink
     /// reads at most `*tokens` bytes (the node's shared sink budget).
     pub fn poll(&mut self, io: &mut impl ChannelIo, readable: usize, tokens: &mut u64) -> bool {
@@ -591,6 +596,17 @@ impl SinkBudget {
 
     fn burst(&self) -> u64 {
         (self.rate / 8).max(CHUNK as u64)
+    }
+
+    /// When a sink with an empty budget may read again (one chunk's worth of
+    /// refill): a loop that halts when idle must wake for it, since the peer
+    /// is waiting for our credit and sends nothing.
+    pub fn poll_at(&self) -> Option<Instant> {
+        if self.tokens > 0 {
+            return None;
+        }
+        let us = (CHUNK as u64).saturating_mul(1_000_000) / self.rate;
+        Some(self.at? + Duration::from_micros(us.max(1)))
     }
 
     /// Refills for the time since the last call; returns the tokens.
