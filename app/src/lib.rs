@@ -14,3 +14,4 @@ pub mod net;
 pub mod node;
 pub mod rng;
 pub mod selftest;
+pub mod serve;

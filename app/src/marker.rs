@@ -36,6 +36,8 @@ pub enum Failure {
     NoEntropy,
     /// A node could not start discovery or its session listener.
     BusStart,
+    /// The identity file is unreadable or does not match `id=`.
+    Identity,
     /// The requested transport is not available (`transport=udp-sec udpsec=off`).
     TransportUnavailable,
     /// The udp-sec slow-sink test: the writer was never held back by zero
@@ -56,6 +58,7 @@ impl Failure {
             Failure::RunDeadline => "run deadline",
             Failure::NoEntropy => "no entropy for keys",
             Failure::BusStart => "bus start",
+            Failure::Identity => "identity",
             Failure::TransportUnavailable => "transport unavailable",
             Failure::UdpSecBackpressure => "udp-sec backpressure",
             Failure::BulkMismatch => "bulk mismatch",
@@ -97,6 +100,13 @@ pub enum Marker<'a> {
     Fail(Failure),
     /// The deterministic-keys warning (only with the `test-keys` feature).
     TestKeys,
+    /// `dsoftbusd: identity device=<id> key=<64 hex> source=<fw_cfg|generated|test-keys>`:
+    /// the public device key peers pin with `trust=` (never a secret).
+    Identity {
+        id: DeviceId,
+        key: [u8; 32],
+        source: &'static str,
+    },
     /// `dsoftbusd: discovery up (udp multicast 239.42.0.1:37020)` or `(udp broadcast)`.
     DiscoveryUp { multicast: bool },
     /// `dsoftbusd: discovery announce sent`.
@@ -149,6 +159,8 @@ pub enum Marker<'a> {
         peer: DeviceId,
         service: dsb_transports::mux::ServiceName,
     },
+    /// `dsoftbusd: ping ok peer=<id> rtt_us=<n>`: a serving node's health check.
+    PingOk { peer: DeviceId, rtt_us: u64 },
     /// `SELFTEST: rpc ok`.
     RpcOk,
     /// `SELFTEST: blob ok`.
@@ -258,6 +270,13 @@ impl fmt::Display for Marker<'_> {
             Marker::AllOk => f.write_str("SELFTEST: all ok"),
             Marker::Fail(what) => write!(f, "SELFTEST: FAIL {}", what.label()),
             Marker::TestKeys => f.write_str(dsb_noise::TEST_KEYS_WARNING),
+            Marker::Identity { id, key, source } => {
+                write!(f, "dsoftbusd: identity device={} key=", id.as_str())?;
+                for b in key {
+                    write!(f, "{b:02x}")?;
+                }
+                write!(f, " source={source}")
+            }
             Marker::DiscoveryUp { multicast: true } => {
                 f.write_str("dsoftbusd: discovery up (udp multicast 239.42.0.1:37020)")
             }
@@ -322,6 +341,11 @@ impl fmt::Display for Marker<'_> {
                 "dsoftbusd: channel denied peer={} service={}",
                 peer.as_str(),
                 service.as_str()
+            ),
+            Marker::PingOk { peer, rtt_us } => write!(
+                f,
+                "dsoftbusd: ping ok peer={} rtt_us={rtt_us}",
+                peer.as_str()
             ),
             Marker::RpcOk => f.write_str("SELFTEST: rpc ok"),
             Marker::BlobOk => f.write_str("SELFTEST: blob ok"),
@@ -606,6 +630,13 @@ mod tests {
                     service: dsb_transports::mux::ServiceName::new(b"blob").unwrap(),
                 },
                 "dsoftbusd: channel denied peer=node-b service=blob",
+            ),
+            (
+                Marker::PingOk {
+                    peer: b,
+                    rtt_us: 412,
+                },
+                "dsoftbusd: ping ok peer=node-b rtt_us=412",
             ),
             (Marker::RpcOk, "SELFTEST: rpc ok"),
             (Marker::BlobOk, "SELFTEST: blob ok"),

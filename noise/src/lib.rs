@@ -24,6 +24,7 @@ mod frame;
 mod framed;
 mod handshake;
 mod identity;
+mod identity_file;
 mod limiter;
 mod resolver;
 mod session;
@@ -43,6 +44,9 @@ pub use handshake::{
 };
 pub use identity::{
     Binding, Identity, NoTrust, StaticTrust, TrustStore, MAX_STATIC_TRUST, TEST_KEYS_WARNING,
+};
+pub use identity_file::{
+    parse_identity_file, IdentityFileError, IDENTITY_FILE_HEADER, MAX_IDENTITY_FILE_LEN,
 };
 pub use limiter::{HandshakeLimiter, HandshakeTicket, DEFAULT_MAX_HALF_OPEN, MAX_HALF_OPEN_CAP};
 pub use resolver::SeededResolver;

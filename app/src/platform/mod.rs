@@ -10,6 +10,7 @@ pub mod boot;
 pub mod clock;
 pub mod console;
 pub mod exit;
+pub mod fw_cfg;
 pub mod heap;
 pub mod idle;
 pub mod idt;

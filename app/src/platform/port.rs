@@ -54,3 +54,15 @@ pub unsafe fn inl(port: u16) -> u32 {
     }
     value
 }
+
+/// Writes a 16-bit value to an I/O port.
+///
+/// # Safety
+/// The caller must know what the device at `port` does with the write.
+#[inline]
+pub unsafe fn outw(port: u16, value: u16) {
+    // SAFETY: port I/O touches no memory; the caller vouches for the device effect.
+    unsafe {
+        asm!("out dx, ax", in("dx") port, in("ax") value, options(nomem, nostack, preserves_flags))
+    }
+}

@@ -21,24 +21,34 @@
 //! | `gateway`         | `required`, `optional`               | `required` | whether the gateway's echo reply gates the node (`optional`: a self-test only) |
 //! | `idle`            | `halt`, `poll`                       | `halt`   | wait for work with `hlt` (timer + NIC interrupts) or busy-poll |
 //! | `idle_test_ms`    | `0..=600000`                         | `0`      | debug: after `SELFTEST: all ok`, keep serving (idle) this long before exiting |
+//! | `mode`            | `selftest`, `serve`                  | `selftest` | `serve`: a long-running node, no verdict, runs until QEMU is stopped |
+//! | `id`              | a device id (`[A-Za-z0-9._-]`, 1..=32) | `node-a`.. | the node's device id (`nodes=1` only; an identity file's id must match) |
+//! | `trust`           | `<id>:<64 hex>,...` (at most 16)     | none     | pinned Ed25519 device keys |
+//! | `tofu`            | `on`, `off`                          | `on`     | trust on first use for ids not pinned |
+//! | `allow`           | `<service>:<id>\|*,...` (at most 16) | `ping:*,sd:*` | serve mode: who may use which service (deny by default) |
 //!
 //! Limits: the line is at most [`MAX_CMDLINE_LEN`] bytes of printable ASCII
 //! (plus whitespace); a key is at most [`MAX_KEY_LEN`] bytes, a value at most
 //! [`MAX_VALUE_LEN`] bytes.
 
-use core::fmt;
 use core::str::FromStr;
 
 use smoltcp::wire::{Ipv4Address, Ipv4Cidr};
 
 use crate::net::GatewayPing;
 
+mod bus;
+mod error;
+
+pub use bus::{AllowEntry, Mode, Who, MAX_ALLOW, MAX_TRUST};
+pub use error::{ConfigError, Why};
+
 /// Longest accepted kernel command line, in bytes.
-pub const MAX_CMDLINE_LEN: usize = 1024;
+pub const MAX_CMDLINE_LEN: usize = 4096;
 /// Longest accepted option name, in bytes.
 pub const MAX_KEY_LEN: usize = 32;
-/// Longest accepted option value, in bytes.
-pub const MAX_VALUE_LEN: usize = 64;
+/// Longest accepted option value, in bytes (a `trust=` list of keys is long).
+pub const MAX_VALUE_LEN: usize = 1280;
 /// Most nodes (NICs) one image runs.
 pub const MAX_NODES: u8 = 3;
 
@@ -162,6 +172,16 @@ pub struct Config {
     pub idle: IdleMode,
     /// Debug: keep serving this long after the self-test passed.
     pub idle_test_ms: u32,
+    /// Self-test or serving node.
+    pub mode: Mode,
+    /// The device id (`nodes=1` only).
+    pub id: Option<dsb_noise::DeviceId>,
+    /// Pinned (id, Ed25519 device key) pairs.
+    pub trust: heapless::Vec<(dsb_noise::DeviceId, [u8; 32]), MAX_TRUST>,
+    /// Trust on first use.
+    pub tofu: bool,
+    /// Who may use which service (`None`: the mode's default).
+    pub allow: Option<heapless::Vec<AllowEntry, MAX_ALLOW>>,
 }
 
 impl Default for Config {
@@ -181,173 +201,17 @@ impl Default for Config {
             gateway: GatewayPing::Required,
             idle: IdleMode::Halt,
             idle_test_ms: 0,
+            mode: Mode::Selftest,
+            id: None,
+            trust: heapless::Vec::new(),
+            tofu: true,
+            allow: None,
         }
-    }
-}
-
-/// Why an option was rejected.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Why {
-    /// The key is not one of the known options.
-    UnknownOption,
-    /// The value is not one of the accepted ones.
-    BadValue {
-        /// What would have been accepted, e.g. `1|2|3`.
-        expected: &'static str,
-    },
-    /// `key=` with nothing after `=`.
-    EmptyValue,
-    /// `=value` with nothing before `=`.
-    EmptyKey,
-    /// A token without `=`.
-    NotKeyValue,
-    /// The same key given twice.
-    Duplicate,
-    /// The whole line, a key or a value is over its limit.
-    TooLong {
-        /// The limit that was exceeded, in bytes.
-        max: usize,
-    },
-    /// A byte that is neither printable ASCII nor whitespace.
-    NonPrintable,
-}
-
-impl Why {
-    /// Stable label of this rejection.
-    pub fn label(&self) -> &'static str {
-        match self {
-            Why::UnknownOption => "unknown-option",
-            Why::BadValue { .. } => "bad-value",
-            Why::EmptyValue => "empty-value",
-            Why::EmptyKey => "empty-key",
-            Why::NotKeyValue => "not-key-value",
-            Why::Duplicate => "duplicate",
-            Why::TooLong { .. } => "too-long",
-            Why::NonPrintable => "non-printable",
-        }
-    }
-}
-
-/// A rejected command line: which option, and why.
-///
-/// `Display` gives `<option>: <why>`; the image prefixes `config: error: `.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConfigError {
-    option: OptionName,
-    value: OptionName,
-    why: Why,
-}
-
-impl ConfigError {
-    fn new(option: &[u8], why: Why) -> Self {
-        ConfigError {
-            option: OptionName::from_bytes(option),
-            value: OptionName::empty(),
-            why,
-        }
-    }
-
-    fn bad_value(option: &[u8], value: &[u8], expected: &'static str) -> Self {
-        ConfigError {
-            option: OptionName::from_bytes(option),
-            value: OptionName::from_bytes(value),
-            why: Why::BadValue { expected },
-        }
-    }
-
-    /// The option the error is about (`cmdline` for the line as a whole).
-    pub fn option(&self) -> &str {
-        self.option.as_str()
-    }
-
-    /// Why it was rejected.
-    pub fn why(&self) -> Why {
-        self.why
-    }
-
-    /// Stable label of the rejection.
-    pub fn label(&self) -> &'static str {
-        self.why.label()
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: ", self.option.as_str())?;
-        match self.why {
-            Why::UnknownOption => f.write_str("unknown option"),
-            Why::BadValue { expected } => write!(
-                f,
-                "bad value \"{}\" (expected {})",
-                self.value.as_str(),
-                expected
-            ),
-            Why::EmptyValue => f.write_str("empty value"),
-            Why::EmptyKey => f.write_str("empty option name"),
-            Why::NotKeyValue => f.write_str("expected key=value"),
-            Why::Duplicate => f.write_str("duplicate option"),
-            Why::TooLong { max } => write!(f, "too long (max {max} bytes)"),
-            Why::NonPrintable => f.write_str("non-printable byte"),
-        }
-    }
-}
-
-/// A short, printable copy of (part of) an option name or value, for messages.
-///
-/// Holds at most `NAME_CAP` bytes of printable ASCII; longer input is cut and
-/// ends in `...`, anything else becomes `?`.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct OptionName {
-    buf: [u8; NAME_CAP],
-    len: u8,
-}
-
-const NAME_CAP: usize = 40;
-
-impl OptionName {
-    const fn empty() -> Self {
-        OptionName {
-            buf: [0; NAME_CAP],
-            len: 0,
-        }
-    }
-
-    fn from_bytes(src: &[u8]) -> Self {
-        let mut name = Self::empty();
-        let keep = if src.len() > NAME_CAP {
-            NAME_CAP - 3
-        } else {
-            src.len()
-        };
-        for (dst, &b) in name.buf.iter_mut().zip(src.iter().take(keep)) {
-            *dst = if b.is_ascii_graphic() { b } else { b'?' };
-        }
-        let mut len = keep;
-        if src.len() > NAME_CAP {
-            for dst in name.buf.iter_mut().skip(keep) {
-                *dst = b'.';
-            }
-            len = NAME_CAP;
-        }
-        name.len = len as u8;
-        name
-    }
-
-    fn as_str(&self) -> &str {
-        let bytes = self.buf.get(..usize::from(self.len)).unwrap_or(&[]);
-        // Only printable ASCII is ever stored.
-        core::str::from_utf8(bytes).unwrap_or("?")
-    }
-}
-
-impl fmt::Debug for OptionName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.as_str(), f)
     }
 }
 
 /// Every known key, in the order of the table above (bit positions for duplicate checks).
-const KEYS: [&str; 14] = [
+const KEYS: [&str; 19] = [
     "nodes",
     "transport",
     "udpsec",
@@ -362,6 +226,11 @@ const KEYS: [&str; 14] = [
     "gateway",
     "idle",
     "idle_test_ms",
+    "mode",
+    "id",
+    "trust",
+    "tofu",
+    "allow",
 ];
 
 impl Config {
@@ -433,7 +302,7 @@ impl Config {
             }
             config.apply(key, value)?;
         }
-        Ok(config)
+        config.check()
     }
 
     fn apply(&mut self, key: &[u8], value: &[u8]) -> Result<(), ConfigError> {
@@ -532,9 +401,44 @@ impl Config {
                 self.idle_test_ms =
                     parse_ranged(value, 0, 600_000).ok_or_else(|| bad("0..600000"))?
             }
+            b"mode" => {
+                self.mode = match value {
+                    b"selftest" => Mode::Selftest,
+                    b"serve" => Mode::Serve,
+                    _ => return Err(bad("selftest|serve")),
+                }
+            }
+            b"id" => {
+                self.id = Some(bus::parse_id(value).ok_or_else(|| bad("1..32 of [A-Za-z0-9._-]"))?)
+            }
+            b"trust" => {
+                self.trust = bus::parse_trust(value)
+                    .ok_or_else(|| bad("<id>:<64 hex>,... (at most 16, no id twice)"))?
+            }
+            b"tofu" => {
+                self.tofu = match value {
+                    b"on" => true,
+                    b"off" => false,
+                    _ => return Err(bad("on|off")),
+                }
+            }
+            b"allow" => {
+                self.allow = Some(
+                    bus::parse_allow(value)
+                        .ok_or_else(|| bad("<service>:<id>|*,... (at most 16)"))?,
+                )
+            }
             _ => return Err(ConfigError::new(key, Why::UnknownOption)),
         }
         Ok(())
+    }
+
+    /// Checks that belong to the whole line, after every option parsed.
+    fn check(self) -> Result<Config, ConfigError> {
+        if self.id.is_some() && self.nodes != 1 {
+            return Err(ConfigError::new(b"id", Why::Conflict { with: "nodes=1" }));
+        }
+        Ok(self)
     }
 }
 
@@ -571,6 +475,7 @@ fn parse_ranged(value: &[u8], min: u32, max: u32) -> Option<u32> {
 
 #[cfg(test)]
 mod tests {
+    use super::error::NAME_CAP;
     use super::*;
     use alloc::string::ToString;
 
@@ -608,6 +513,7 @@ mod tests {
                 gateway: GatewayPing::Required,
                 idle: IdleMode::Halt,
                 idle_test_ms: 0,
+                ..Config::default()
             }
         );
     }
@@ -652,6 +558,28 @@ mod tests {
     }
 
     #[test]
+    fn the_bus_options_parse_and_conflict_with_several_nodes() {
+        let k = "01".repeat(32);
+        let c = Config::parse(
+            alloc::format!("mode=serve id=node-7 tofu=off trust=node-1:{k} allow=blob:node-1,sd:*")
+                .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(c.mode, Mode::Serve);
+        assert_eq!(c.id.unwrap().as_str(), "node-7");
+        assert!(!c.tofu);
+        assert_eq!(c.trust.len(), 1);
+        assert_eq!(c.allow.as_ref().map(|a| a.len()), Some(2));
+        assert_eq!(err("nodes=2 id=x"), "id: needs nodes=1");
+        assert_eq!(
+            err("mode=forever"),
+            "mode: bad value \"forever\" (expected selftest|serve)"
+        );
+        assert!(err("trust=node-1:zz").starts_with("trust: bad value"));
+        assert!(err("allow=blob").starts_with("allow: bad value"));
+    }
+
+    #[test]
     fn unknown_key_is_named() {
         assert_eq!(err("nodes=2 colour=blue"), "colour: unknown option");
     }
@@ -691,15 +619,21 @@ mod tests {
 
     #[test]
     fn too_long_line_key_and_value() {
-        let long = "log=info ".repeat(200);
-        assert_eq!(err(&long), "cmdline: too long (max 1024 bytes)");
+        let long = "log=info ".repeat(MAX_CMDLINE_LEN / 9 + 1);
+        assert_eq!(
+            err(&long),
+            alloc::format!("cmdline: too long (max {MAX_CMDLINE_LEN} bytes)")
+        );
         let key = "k".repeat(MAX_KEY_LEN + 1) + "=1";
         assert_eq!(
             err(&key),
             alloc::format!("{}: too long (max 32 bytes)", "k".repeat(MAX_KEY_LEN + 1))
         );
         let value = "log=".to_string() + &"x".repeat(MAX_VALUE_LEN + 1);
-        assert_eq!(err(&value), "log: too long (max 64 bytes)");
+        assert_eq!(
+            err(&value),
+            alloc::format!("log: too long (max {MAX_VALUE_LEN} bytes)")
+        );
     }
 
     #[test]
