@@ -2,5 +2,8 @@
 //! authenticated sessions. Sans-IO, `no_std` + `alloc`, every buffer bounded.
 //!
 //! - [`channel`]: the byte-stream view services are written against.
+//! - [`codec`]: length-prefixed postcard messages over a channel.
 
+mod bounded;
 pub mod channel;
+pub mod codec;
