@@ -3,7 +3,12 @@
 //!
 //! - [`channel`]: the byte-stream view services are written against.
 //! - [`codec`]: length-prefixed postcard messages over a channel.
+//! - [`rpc`]: typed, pipelined request/response with ids and deadlines.
+//! - [`sd`], [`ping`]: the built-in RPC services (directory, echo).
 
 mod bounded;
 pub mod channel;
 pub mod codec;
+pub mod ping;
+pub mod rpc;
+pub mod sd;
