@@ -42,6 +42,8 @@ pub const BLOB_NAME_MAX: usize = 64;
 pub const BLOB_IO_CHUNK: usize = 4096;
 /// A transfer with no progress for this long is reset (`reset_code::TIMEOUT`).
 pub const BLOB_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest idle timeout accepted by `set_idle_timeout`.
+pub const BLOB_IDLE_TIMEOUT_MAX: Duration = Duration::from_secs(24 * 3600);
 /// Most bytes a server discards after answering an error early (a refused
 /// `Put`); past that it stops reading, so flow control halts the sender.
 pub const BLOB_DRAIN_MAX: u64 = 256 * 1024;

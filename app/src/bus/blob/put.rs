@@ -15,7 +15,7 @@ use smoltcp::time::{Duration, Instant};
 
 use super::error::BlobError;
 use super::wire::{blob_hash, valid_name, BlobCode, BlobRequest, BlobResponse, Hash};
-use super::{BLOB_IDLE_TIMEOUT, BLOB_IO_CHUNK, BLOB_MSG_CAP};
+use super::{BLOB_IDLE_TIMEOUT, BLOB_IDLE_TIMEOUT_MAX, BLOB_IO_CHUNK, BLOB_MSG_CAP};
 use crate::bus::channel::ChannelIo;
 use crate::bus::codec::{reset_code, CodecError, MsgReader, MsgWriter};
 use dsb_transports::mux::ChannelError;
@@ -78,9 +78,10 @@ impl BlobPut {
         })
     }
 
-    /// Changes the idle timeout (default [`BLOB_IDLE_TIMEOUT`]).
+    /// Changes the idle timeout (default [`BLOB_IDLE_TIMEOUT`], at most
+    /// [`BLOB_IDLE_TIMEOUT_MAX`]).
     pub fn set_idle_timeout(&mut self, t: Duration) {
-        self.idle_timeout = t;
+        self.idle_timeout = t.min(BLOB_IDLE_TIMEOUT_MAX);
     }
 
     /// The content hash.

@@ -15,7 +15,9 @@ use smoltcp::time::{Duration, Instant};
 
 use super::store::{Begin, BlobStore};
 use super::wire::{valid_name, BlobCode, BlobRequest, BlobResponse, Hash};
-use super::{BLOB_DRAIN_MAX, BLOB_IDLE_TIMEOUT, BLOB_IO_CHUNK, BLOB_MSG_CAP};
+use super::{
+    BLOB_DRAIN_MAX, BLOB_IDLE_TIMEOUT, BLOB_IDLE_TIMEOUT_MAX, BLOB_IO_CHUNK, BLOB_MSG_CAP,
+};
 use crate::bus::channel::ChannelIo;
 use crate::bus::codec::{reset_code, CodecError, MsgReader, MsgWriter};
 use dsb_transports::mux::ChannelError;
@@ -33,12 +35,14 @@ pub enum BlobEvent {
     Interrupted { name: String, have: u64 },
 }
 
-/// How a server's channel ended.
+/// How a server's channel ended. The outcome of the operation is in the
+/// events ([`BlobEvent`]); this only says how the stream stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ServerEnd {
     /// Both sides finished.
     Finished,
-    /// The channel went away (peer reset, session down).
+    /// The channel went away: peer reset or session down (over the mux,
+    /// also a slot released after both FINs before we read the peer's).
     Closed,
     /// We reset it with this code (malformed input, idle timeout, blob gone).
     Reset(u16),
@@ -110,9 +114,10 @@ impl BlobServer {
         }
     }
 
-    /// Changes the idle timeout (default [`BLOB_IDLE_TIMEOUT`]).
+    /// Changes the idle timeout (default [`BLOB_IDLE_TIMEOUT`], at most
+    /// [`BLOB_IDLE_TIMEOUT_MAX`]).
     pub fn set_idle_timeout(&mut self, t: Duration) {
-        self.idle_timeout = t;
+        self.idle_timeout = t.min(BLOB_IDLE_TIMEOUT_MAX);
     }
 
     /// How the channel ended, once it has.
