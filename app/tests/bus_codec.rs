@@ -39,7 +39,10 @@ fn through(msgs: &[Msg], cap: usize, frame_cap: usize) -> Vec<Msg> {
 #[test]
 fn typed_messages_round_trip_through_any_pipe_capacity() {
     let msgs = vec![
-        Msg::Hello { name: "node-a".into(), n: u64::MAX },
+        Msg::Hello {
+            name: "node-a".into(),
+            n: u64::MAX,
+        },
         Msg::Bytes(vec![0xAB; 3000]),
         Msg::Flag(None),
         Msg::Flag(Some(true)),
@@ -65,7 +68,10 @@ fn an_oversize_prefix_is_refused_before_anything_is_buffered() {
     let mut p = Pipe::new(64);
     p.end(End::A).write(&17u32.to_be_bytes()).unwrap();
     let mut r = MsgReader::new(16);
-    assert_eq!(r.poll(&mut p.end(End::B)), Err(CodecError::TooLarge { len: 17 }));
+    assert_eq!(
+        r.poll(&mut p.end(End::B)),
+        Err(CodecError::TooLarge { len: 17 })
+    );
     assert_eq!(r.allocated(), 0);
     // The huge one too, and the writer refuses to produce either.
     let mut p = Pipe::new(64);
@@ -165,9 +171,16 @@ fn a_writer_holds_one_frame_and_waits_for_capacity() {
 
 #[test]
 fn encode_and_decode_are_strict() {
-    let bytes = encode(&Msg::Hello { name: "x".into(), n: 1 }).unwrap();
+    let bytes = encode(&Msg::Hello {
+        name: "x".into(),
+        n: 1,
+    })
+    .unwrap();
     assert!(decode::<Msg>(&bytes).is_ok());
-    assert_eq!(decode::<Msg>(&bytes[..bytes.len() - 1]), Err(CodecError::Malformed));
+    assert_eq!(
+        decode::<Msg>(&bytes[..bytes.len() - 1]),
+        Err(CodecError::Malformed)
+    );
     let mut long = bytes.clone();
     long.push(0);
     assert_eq!(decode::<Msg>(&long), Err(CodecError::Malformed));

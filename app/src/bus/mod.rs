@@ -9,6 +9,18 @@
 //!   BLAKE2s-checked) and its bounded RAM store.
 //!
 //! Wire formats: `docs/protocol.md`, "Services: framing, RPC, directory, blob".
+//!
+//! Driving them (the node): one state machine per channel, polled on every
+//! loop with `now` and the channel as a [`channel::ChannelIo`]
+//! ([`channel::MuxChannel`]), woken at the latest at its `poll_at()`:
+//! - accepted RPC channel (`sd`, `ping`, an application's): [`rpc::RpcServer`],
+//!   `poll` → [`rpc::Incoming`] → `respond`; drop it once `status()` is not
+//!   `Open`;
+//! - accepted `blob` channel: [`blob::BlobServer::poll`] with the node's one
+//!   [`blob::BlobStore`] until `None` (events), drop it once `is_done()`;
+//! - opened channels: [`rpc::RpcClient`] (`call`, `poll` → `CallDone`;
+//!   `abort(Denied | UnknownService)` when the peer refused the channel),
+//!   [`blob::BlobPut`], [`blob::BlobGet`] (`poll` → result once).
 
 pub mod blob;
 mod bounded;
