@@ -3,6 +3,7 @@
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 use smoltcp::time::Instant;
 
@@ -21,6 +22,16 @@ pub struct CallId(pub u32);
 pub struct CallDone {
     pub call: CallId,
     pub result: Result<Vec<u8>, RpcError>,
+}
+
+impl CallDone {
+    /// The answer decoded as `T` (postcard); an undecodable body is `malformed`.
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, RpcError> {
+        match &self.result {
+            Ok(body) => codec::decode(body).map_err(|_| RpcError::Malformed),
+            Err(e) => Err(e.clone()),
+        }
+    }
 }
 
 /// Counters of one client.

@@ -11,6 +11,8 @@
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
+use serde::de::DeserializeOwned;
+
 use super::error::RespondError;
 use super::wire::{code, RpcRequest, RpcResponse, RpcResult};
 use super::RpcConfig;
@@ -22,6 +24,14 @@ use crate::bus::codec::{self, reset_code, CodecError, MsgReader, MsgWriter, Read
 pub struct Incoming {
     pub id: u32,
     pub body: Vec<u8>,
+}
+
+impl Incoming {
+    /// The body decoded as `T` (postcard, exactly). On error answer
+    /// `RpcResult::err(code::BAD_REQUEST, ..)`.
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, CodecError> {
+        codec::decode(&self.body)
+    }
 }
 
 /// Where the server's channel stands.

@@ -367,6 +367,8 @@ fn sd_lists_services_over_rpc() {
     );
     assert_eq!(done[0].call, id);
     let r = SdResponse::decode(done[0].result.as_ref().unwrap()).unwrap();
+    assert_eq!(done[0].decode::<SdResponse>(), Ok(r.clone()));
+    assert_eq!(done[0].decode::<u64>(), Err(RpcError::Malformed));
     assert_eq!(r.services.len(), 3);
     assert!(r.allows("blob"));
     assert!(!r.allows("secret"));
