@@ -108,20 +108,6 @@ fn rpc_and_directory_examples() {
         },
     );
     example(
-        "RpcRequest { id: 2, body: \"hi\" } (ping)",
-        &RpcRequest {
-            id: 2,
-            body: b"hi".to_vec(),
-        },
-    );
-    example(
-        "RpcResponse { id: 2, result: Ok(\"hi\") } (ping)",
-        &RpcResponse {
-            id: 2,
-            result: RpcResult::Ok(b"hi".to_vec()),
-        },
-    );
-    example(
         "RpcResponse { id: 300, result: Err { code: 1, message: \"request too large\" } }",
         &RpcResponse {
             id: 300,

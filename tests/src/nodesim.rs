@@ -45,8 +45,9 @@ pub struct NodeSim {
     pub now: Instant,
     pub rng: ChaCha20Rng,
     pub log: Vec<Logged>,
-    /// The self-test application of each node (the image's own).
-    pub apps: Vec<SelftestApp>,
+    /// The self-test application of each node (the image's own), or none
+    /// when the test drives the node's API itself ([`NodeSim::bare`]).
+    pub apps: Vec<Option<SelftestApp>>,
     /// What the self-test applications reported.
     pub tlog: Vec<TestLogged>,
     seq: u64,
@@ -133,7 +134,7 @@ impl NodeSim {
             .collect();
         let apps = nodes
             .iter_mut()
-            .map(|n| selftest_for(n, SelftestConfig::default()))
+            .map(|n| Some(selftest_for(n, SelftestConfig::default())))
             .collect();
         NodeSim {
             wire,
@@ -149,12 +150,31 @@ impl NodeSim {
         }
     }
 
+    /// Nodes without a self-test: nothing is published and no channel is
+    /// opened unless the test calls the node's API (between steps).
+    pub fn bare(
+        ids: &[&str],
+        wire_cfg: WireConfig,
+        seed: u64,
+        tweak: impl FnMut(usize, NodeConfig) -> NodeConfig,
+    ) -> Self {
+        let mut sim = Self::with(ids, wire_cfg, seed, tweak);
+        for (i, id) in ids.iter().enumerate() {
+            // Fresh nodes: `with` published the self-test's services.
+            let cfg = sim.nodes[i].config().clone();
+            let dev = sim.wire.device(i + 1);
+            sim.nodes[i] = make_node(id, i, dev, cfg, sim.now);
+            sim.apps[i] = None;
+        }
+        sim
+    }
+
     /// Sets each node's self-test configuration (call before running).
     pub fn set_selftest(&mut self, mut f: impl FnMut(usize, &mut SelftestConfig)) {
         for (i, app) in self.apps.iter_mut().enumerate() {
             let mut c = SelftestConfig::default();
             f(i, &mut c);
-            *app = SelftestApp::new(c);
+            *app = Some(SelftestApp::new(c));
         }
     }
 
@@ -162,7 +182,7 @@ impl NodeSim {
     pub fn push_node(&mut self, node: Node<SimDevice>) {
         let mut node = node;
         self.apps
-            .push(selftest_for(&mut node, SelftestConfig::default()));
+            .push(Some(selftest_for(&mut node, SelftestConfig::default())));
         self.nodes.push(node);
         self.stopped.push(false);
     }
@@ -175,7 +195,7 @@ impl NodeSim {
                 continue;
             }
             n.poll(self.now, &mut self.rng);
-            let app = &mut self.apps[i];
+            let mut app = self.apps[i].as_mut();
             while let Some(event) = n.next_event() {
                 self.seq += 1;
                 self.log.push(Logged {
@@ -184,8 +204,11 @@ impl NodeSim {
                     seq: self.seq,
                     event,
                 });
-                app.on_event(n, &event);
+                if let Some(app) = app.as_mut() {
+                    app.on_event(n, &event);
+                }
             }
+            let Some(app) = app else { continue };
             app.poll(self.now, n);
             while let Some(event) = app.next_event() {
                 self.seq += 1;
@@ -277,6 +300,8 @@ impl NodeSim {
     /// Replaces node `i` by `node` (a fresh boot), with a fresh self-test.
     pub fn replace(&mut self, i: usize, node: Node<SimDevice>) {
         self.nodes[i] = node;
-        self.apps[i] = selftest_for(&mut self.nodes[i], SelftestConfig::default());
+        if self.apps[i].is_some() {
+            self.apps[i] = Some(selftest_for(&mut self.nodes[i], SelftestConfig::default()));
+        }
     }
 }

@@ -93,7 +93,7 @@ impl From<ChannelError> for ApiError {
 pub enum Handler {
     /// The application: it gets `ChannelAccepted` and reads and writes.
     App,
-    /// `ping`: an RPC echo served by the node.
+    /// `ping`: a byte echo served by the node (every byte written back, FIN after FIN).
     Ping,
     /// `sd`: the service directory served by the node.
     Directory,
@@ -113,7 +113,7 @@ impl Handler {
     }
 }
 
-/// Name of the built-in RPC echo.
+/// Name of the built-in byte echo.
 pub const PING: &str = "ping";
 /// Name of the built-in service directory.
 pub const DIRECTORY: &str = "sd";

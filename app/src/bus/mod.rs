@@ -30,7 +30,6 @@ pub mod blob;
 mod bounded;
 pub mod channel;
 pub mod codec;
-pub mod ping;
 pub mod rpc;
 pub mod sd;
 

@@ -23,7 +23,7 @@ use smoltcp::phy::Device;
 use super::sessions::SessionStats;
 use super::Node;
 use crate::bus::channel::{ChannelIo, MuxChannel};
-use crate::bus::{Access, ApiError, ChannelRef, Services};
+use crate::bus::{Access, ApiError, ChannelRef, Handler, Services};
 
 /// The services this node announces (the first 8 published).
 pub(crate) fn announced(services: &Services) -> AnnouncedServices {
@@ -41,10 +41,15 @@ impl<D: Device> Node<D> {
     /// `Access::AnyAuthenticated` explicitly to open it to every
     /// authenticated peer). Publishing again changes the policy. The name
     /// goes into the signed announce; every session enforces the policy at
-    /// once. `ping` is served by the node itself; other names are the
-    /// application's (`ChannelAccepted` events).
+    /// once. `ping` (byte echo), `sd` (service directory) and `blob` (a
+    /// blob store with the caps of [`super::NodeConfig::blob_store`]) are
+    /// served by the node itself; other names are the application's
+    /// (`ChannelAccepted` events).
     pub fn publish(&mut self, name: &str, access: Access) -> Result<(), ApiError> {
         self.services.publish(name, access)?;
+        if self.services.get(name.as_bytes()).map(|p| p.handler) == Some(Handler::Blob) {
+            self.ensure_store(self.cfg.blob_store);
+        }
         self.services_changed(&[]);
         Ok(())
     }

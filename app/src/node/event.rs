@@ -9,6 +9,8 @@ use dsb_noise::DeviceId;
 use dsb_transports::mux::{MuxError, RefuseReason, ServiceName};
 use dsb_transports::transport::{TransportError, TransportKind};
 
+use super::owned::{CallId, TransferId};
+use crate::bus::blob::{BlobCode, BlobEvent};
 use crate::bus::{ChannelRef, ServiceList};
 
 /// Why TCP carries a session although udp-sec exists in the protocol.
@@ -210,8 +212,44 @@ pub enum NodeEvent {
         peer: DeviceId,
         service: ServiceName,
     },
+    /// A call the application made has its answer (`Node::take_call`).
+    CallDone(CallId),
+    /// A transfer the application started ended (`Node::take_transfer`).
+    TransferDone(TransferId),
+    /// This node's blob store served `peer`.
+    BlobServed {
+        peer: DeviceId,
+        what: BlobServed,
+    },
     /// Our own node could not start its bus layer (socket bind, listen).
     BusFailed(BusFailure),
+}
+
+/// What the blob store did for a peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlobServed {
+    /// An upload was verified and stored (or the same blob was there).
+    Stored { size: u64 },
+    /// A download was sent: bytes `[from, size)`.
+    Sent { from: u64, size: u64 },
+    /// A request was refused with this code.
+    Refused(BlobCode),
+    /// An upload stopped early; `have` bytes are kept for it to resume.
+    Interrupted { have: u64 },
+}
+
+impl BlobServed {
+    pub(crate) fn from_event(e: &BlobEvent) -> BlobServed {
+        match e {
+            BlobEvent::Stored { size, .. } => BlobServed::Stored { size: *size },
+            BlobEvent::Sent { from, size, .. } => BlobServed::Sent {
+                from: *from,
+                size: *size,
+            },
+            BlobEvent::Refused { code } => BlobServed::Refused(*code),
+            BlobEvent::Interrupted { have, .. } => BlobServed::Interrupted { have: *have },
+        }
+    }
 }
 
 /// Most queued node events (oldest dropped beyond this, and counted).

@@ -12,8 +12,12 @@
 //! - [`admission`]: who may open a session to us (identity, one per pair);
 //! - [`sessions`]: the session table, access per session, transport
 //!   events, the byte pump;
-//! - `builtin`: the services the node serves itself (`ping`, ...);
-//! - `api`: what applications call (publish, connect, open, read, write).
+//! - `owned`: channels the node drives itself: the services it serves
+//!   (`ping` echo, `sd` directory, `blob` store) and the client ends of the
+//!   application's calls and transfers;
+//! - `requests`: the results of those calls and transfers until collected;
+//! - `api`, `api_requests`: what applications call (publish, connect,
+//!   open, read, write; call, blob_put, blob_get).
 //!
 //! Nothing of the application is sent or delivered before both sides agree
 //! that the session exists (key confirmation at the initiator, identity
@@ -21,7 +25,9 @@
 
 pub mod admission;
 mod api;
-mod builtin;
+mod api_requests;
+mod owned;
+mod requests;
 pub mod dialer;
 pub mod discovery_io;
 pub mod event;
@@ -42,6 +48,7 @@ use rand_core::CryptoRngCore;
 use smoltcp::phy::Device;
 use smoltcp::time::{Duration, Instant};
 
+use crate::bus::blob::{BlobStore, StoreConfig};
 use crate::bus::Services;
 use crate::config::Transport as TransportMode;
 use crate::net::{NetStack, Phase};
@@ -49,7 +56,12 @@ use admission::Admission;
 use dialer::Dialer;
 use discovery_io::DiscoveryIo;
 use event::Events;
-pub use event::{BusFailure, Direction, DownReason, FallbackReason, NodeEvent, EVENT_QUEUE_CAP};
+pub use event::{
+    BlobServed, BusFailure, Direction, DownReason, FallbackReason, NodeEvent, EVENT_QUEUE_CAP,
+};
+pub use owned::{CallId, TransferId, Transferred};
+pub use requests::{Progress, MAX_CALLS, MAX_TRANSFERS, RESUME_WINDOW};
+use requests::{Finished, Requests};
 pub use sessions::SessionStats;
 use sessions::Sessions;
 use transports::Transports;
@@ -92,6 +104,8 @@ pub struct NodeConfig {
     pub reconnect_min: Duration,
     pub reconnect_max: Duration,
     pub mux: MuxConfig,
+    /// Caps of the blob store created when `blob` is published.
+    pub blob_store: StoreConfig,
 }
 
 impl NodeConfig {
@@ -113,6 +127,7 @@ impl NodeConfig {
                 keepalive_interval: Duration::from_secs(2),
                 ..MuxConfig::default()
             },
+            blob_store: StoreConfig::default(),
         }
     }
 }
@@ -126,6 +141,8 @@ struct Bus {
     sessions: Sessions,
     /// Sessions the application asked to close (done on the next poll).
     closing: heapless::Vec<DeviceId, MAX_SESSIONS>,
+    /// Calls and transfers of the application, and their results.
+    requests: Requests,
     /// Time of the latest poll (for calls made between polls).
     last_poll: Instant,
 }
@@ -139,6 +156,8 @@ pub struct Node<D: Device> {
     events: Events,
     /// What this node publishes (announced, and enforced per session).
     services: Services,
+    /// The store served under `blob` (once `blob` is published).
+    store: Option<BlobStore>,
 }
 
 pub(crate) fn noise_id(id: &dsb_discovery::DeviceId) -> Option<DeviceId> {
@@ -154,11 +173,16 @@ impl<D: Device> Node<D> {
             bus: None,
             events: Events::default(),
             services: Services::default(),
+            store: None,
         }
     }
 
     pub fn device_id(&self) -> &DeviceId {
         self.identity.device_id()
+    }
+
+    pub fn config(&self) -> &NodeConfig {
+        &self.cfg
     }
 
     pub fn identity(&self) -> &Identity {
@@ -244,6 +268,7 @@ impl<D: Device> Node<D> {
             min(b.transports.poll_at());
             min(b.dialer.poll_at());
             min(b.sessions.poll_at());
+            min(b.requests.poll_at());
         }
         t
     }
@@ -361,6 +386,7 @@ impl<D: Device> Node<D> {
             dialer: Dialer::default(),
             sessions: Sessions::new(),
             closing: heapless::Vec::new(),
+            requests: Requests::default(),
             last_poll: now,
         });
     }
@@ -430,9 +456,30 @@ impl<D: Device> Node<D> {
             &mut bus.transports,
             &mut bus.dialer,
             &self.services,
+            &mut self.store,
             cfg,
             events,
         );
+
+        // 5. Results of calls and transfers; suspended transfers continue
+        //    on a new session (and ask the dialer for one).
+        let mut tell = |f: Finished| {
+            events.push(match f {
+                Finished::Call(id) => NodeEvent::CallDone(id),
+                Finished::Transfer(id) => NodeEvent::TransferDone(id),
+                Finished::Served(peer, ev) => NodeEvent::BlobServed {
+                    peer,
+                    what: event::BlobServed::from_event(&ev),
+                },
+            })
+        };
+        bus.requests.settle(&mut bus.sessions.done, now, &mut tell);
+        bus.requests.resume(&mut bus.sessions, now, &mut tell);
+        for peer in bus.requests.waiting_peers() {
+            if bus.sessions.get(peer).is_none() {
+                bus.dialer.want(*peer);
+            }
+        }
         bus.poll_transports(&mut cx, local);
         bus.dialer.tidy(now, cfg);
     }

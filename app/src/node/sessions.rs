@@ -22,7 +22,9 @@ use dsb_transports::transport::{ConnId, Cx, TransportError, TransportEvent, Tran
 use smoltcp::time::Instant;
 
 use super::admission::lower;
-use super::builtin::Builtin;
+use super::owned::{Ctx, Done, Owned};
+use crate::bus::blob::BlobStore;
+use crate::bus::rpc::RpcError;
 use super::dialer::Dialer;
 use super::event::{BusFailure, Direction, DownReason, Events, FallbackReason, NodeEvent};
 use super::transports::Transports;
@@ -44,9 +46,10 @@ pub(crate) struct Session {
     /// When it was authenticated.
     pub since: Instant,
     pub mux: Mux,
-    /// Channels a built-in service of this node serves (all others belong
-    /// to the application).
-    builtins: Vec<(ChannelId, Builtin)>,
+    /// Channels the node drives itself: built-in services it serves, and
+    /// the application's calls and transfers (all others belong to the
+    /// application).
+    pub owned: Vec<(ChannelId, Owned)>,
     /// Channels we opened that the peer has not accepted or refused yet
     /// (at most the mux's channel cap).
     pub opening: Vec<(ChannelId, ServiceName)>,
@@ -90,6 +93,8 @@ pub(crate) struct Sessions {
     counter: u32,
     /// Inbound OPENs refused because of a service's policy.
     pub denied: u64,
+    /// What node-driven channels completed (drained by the node each poll).
+    pub done: Vec<Done>,
     buf: Vec<u8>,
 }
 
@@ -110,6 +115,7 @@ impl Sessions {
             list: Vec::new(),
             counter: 0,
             denied: 0,
+            done: Vec::new(),
             buf: vec![0; PUMP],
         }
     }
@@ -143,7 +149,23 @@ impl Sessions {
     }
 
     pub fn poll_at(&self) -> Option<Instant> {
-        self.list.iter().filter_map(|s| s.mux.poll_at()).min()
+        self.list
+            .iter()
+            .flat_map(|s| {
+                core::iter::once(s.mux.poll_at()).chain(s.owned.iter().map(|(_, o)| o.poll_at()))
+            })
+            .flatten()
+            .min()
+    }
+
+    /// Resets the channel carrying transfer `id`, wherever it runs.
+    pub fn drop_transfer(&mut self, id: super::owned::TransferId) {
+        for s in self.list.iter_mut() {
+            if let Some(i) = s.owned.iter().position(|(_, o)| o.transfer() == Some(id)) {
+                let (ch, _) = s.owned.swap_remove(i);
+                let _ = s.mux.reset(ch, crate::bus::codec::reset_code::ABORTED);
+            }
+        }
     }
 
     fn remove(&mut self, kind: TransportKind, conn: ConnId) -> Option<Session> {
@@ -151,7 +173,17 @@ impl Sessions {
             .list
             .iter()
             .position(|s| s.kind == kind && s.conn == conn)?;
-        Some(self.list.swap_remove(i))
+        let s = self.list.swap_remove(i);
+        Some(self.retire(s))
+    }
+
+    /// A session leaves the table: its calls fail, its transfers are kept
+    /// to continue on the next session.
+    fn retire(&mut self, mut s: Session) -> Session {
+        for (_, o) in s.owned.drain(..) {
+            o.session_ended(s.peer, &mut self.done);
+        }
+        s
     }
 
     /// Handles one transport event.
@@ -188,7 +220,8 @@ impl Sessions {
                         transports.close(cx, kind, conn);
                         return;
                     }
-                    self.list.swap_remove(old);
+                    let gone = self.list.swap_remove(old);
+                    self.retire(gone);
                     transports.close(cx, old_kind, old_conn);
                     events.push(NodeEvent::SessionDown {
                         peer,
@@ -242,7 +275,7 @@ impl Sessions {
                     number: self.counter,
                     since: now,
                     mux,
-                    builtins: Vec::new(),
+                    owned: Vec::new(),
                     opening: Vec::new(),
                 };
                 s.apply_services(services, &[]);
@@ -302,6 +335,7 @@ impl Sessions {
         transports: &mut Transports,
         dialer: &mut Dialer,
         services: &Services,
+        store: &mut Option<BlobStore>,
         cfg: &NodeConfig,
         events: &mut Events,
     ) {
@@ -309,6 +343,7 @@ impl Sessions {
         let mut closing: Vec<(TransportKind, ConnId, DownReason)> = Vec::new();
         let buf = &mut self.buf;
         let denied = &mut self.denied;
+        let done = &mut self.done;
         for s in self.list.iter_mut() {
             let Some(transport) = transports.get(s.kind) else {
                 closing.push((
@@ -336,11 +371,19 @@ impl Sessions {
                 }
             }
             while let Some(ev) = s.mux.poll_event() {
-                if let Routed::Event(e) = route(s, ev, services, denied) {
+                if let Routed::Event(e) = route(s, ev, now, services, store.is_some(), denied, done) {
                     events.push(e);
                 }
             }
-            s.builtins.retain_mut(|(id, b)| !b.poll(&mut s.mux, *id));
+            let mut ctx = Ctx {
+                now,
+                peer: s.peer,
+                services,
+                store,
+                done,
+            };
+            let mux = &mut s.mux;
+            s.owned.retain_mut(|(id, o)| !o.poll(mux, *id, &mut ctx));
             // Move what the mux has to send into the transport, within its capacity.
             loop {
                 let cap = transport.write_capacity(s.conn).min(buf.len());
@@ -401,7 +444,8 @@ impl Sessions {
         let Some(i) = self.list.iter().position(|s| s.peer == *peer) else {
             return false;
         };
-        let mut s = self.list.swap_remove(i);
+        let s = self.list.swap_remove(i);
+        let mut s = self.retire(s);
         s.mux.close(dsb_transports::mux::goaway_code::NO_ERROR);
         // Let the GOAWAY out before the transport closes.
         if let Some(t) = transports.get(s.kind) {
@@ -422,26 +466,40 @@ impl Sessions {
 }
 
 /// Turns one mux event of session `s` into a node event, or hands it to the
-/// built-in service that owns the channel.
-fn route(s: &mut Session, ev: MuxEvent, services: &Services, denied: &mut u64) -> Routed {
-    let builtin = |s: &Session, id: ChannelId| s.builtins.iter().any(|(c, _)| *c == id);
+/// channel the node drives.
+#[allow(clippy::too_many_arguments)]
+fn route(
+    s: &mut Session,
+    ev: MuxEvent,
+    now: Instant,
+    services: &Services,
+    has_store: bool,
+    denied: &mut u64,
+    done: &mut Vec<Done>,
+) -> Routed {
+    let owned = |s: &Session, id: ChannelId| s.owned.iter().any(|(c, _)| *c == id);
     match ev {
         MuxEvent::ChannelOpened { id, name } => {
             let handler = services.get(name.as_bytes()).map(|p| p.handler);
-            match handler.and_then(Builtin::for_handler) {
-                Some(b) => {
-                    s.builtins.push((id, b));
-                    Routed::Nothing
-                }
-                None if handler == Some(Handler::App) => {
-                    Routed::Event(NodeEvent::ChannelAccepted {
-                        ch: s.handle(id),
-                        service: name,
-                    })
-                }
-                // A built-in this node cannot serve (or withdrawn meanwhile).
+            match handler {
+                Some(Handler::App) => Routed::Event(NodeEvent::ChannelAccepted {
+                    ch: s.handle(id),
+                    service: name,
+                }),
+                Some(h) => match Owned::serve(h, now, has_store) {
+                    Some(o) => {
+                        s.owned.push((id, o));
+                        Routed::Nothing
+                    }
+                    None => {
+                        // A built-in this node cannot serve (no store).
+                        let _ = s.mux.reset(id, crate::bus::codec::reset_code::ABORTED);
+                        Routed::Nothing
+                    }
+                },
+                // Withdrawn after the mux accepted the OPEN.
                 None => {
-                    let _ = s.mux.reset(id, 0);
+                    let _ = s.mux.reset(id, crate::bus::codec::reset_code::ABORTED);
                     Routed::Nothing
                 }
             }
@@ -459,26 +517,41 @@ fn route(s: &mut Session, ev: MuxEvent, services: &Services, denied: &mut u64) -
         }
         MuxEvent::Refused { .. } | MuxEvent::Pong { .. } => Routed::Nothing,
         MuxEvent::Accepted { id } => match take_opening(s, id) {
-            Some(service) => Routed::Event(NodeEvent::ChannelOpened {
+            Some(service) if !owned(s, id) => Routed::Event(NodeEvent::ChannelOpened {
                 ch: s.handle(id),
                 service,
             }),
-            None => Routed::Nothing,
+            _ => Routed::Nothing,
         },
-        MuxEvent::Readable { id } if !builtin(s, id) => {
+        MuxEvent::Readable { id } if !owned(s, id) => {
             Routed::Event(NodeEvent::ChannelReadable(s.handle(id)))
         }
-        MuxEvent::Writable { id } if !builtin(s, id) => {
+        MuxEvent::Writable { id } if !owned(s, id) => {
             Routed::Event(NodeEvent::ChannelWritable(s.handle(id)))
         }
-        MuxEvent::Finished { id } if !builtin(s, id) => {
+        MuxEvent::Finished { id } if !owned(s, id) => {
             Routed::Event(NodeEvent::ChannelFinished(s.handle(id)))
         }
         MuxEvent::Reset { id, code } => {
-            s.builtins.retain(|(c, _)| *c != id);
             let ch = s.handle(id);
             let service = take_opening(s, id);
-            match (RefuseReason::from_reset_code(code), service) {
+            let refusal = RefuseReason::from_reset_code(code);
+            if let Some(i) = s.owned.iter().position(|(c, _)| *c == id) {
+                // The node's own channel: a refusal fails its call or
+                // transfer here; any other reset is read by its state
+                // machine (after what the peer sent before it).
+                if let Some(r) = refusal {
+                    let (_, o) = s.owned.swap_remove(i);
+                    let why = match r {
+                        RefuseReason::AccessDenied => RpcError::Denied,
+                        RefuseReason::UnknownService => RpcError::UnknownService,
+                        _ => RpcError::ChannelClosed,
+                    };
+                    o.refused(why, done);
+                }
+                return Routed::Nothing;
+            }
+            match (refusal, service) {
                 (Some(reason), Some(service)) => Routed::Event(NodeEvent::ChannelRefused {
                     ch,
                     service,

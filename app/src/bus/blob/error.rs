@@ -26,6 +26,10 @@ pub enum BlobError {
     ChannelClosed,
     /// No progress for the idle timeout (channel reset).
     Timeout,
+    /// The peer's access policy refused the `blob` channel.
+    Denied,
+    /// The peer does not serve `blob`.
+    UnknownService,
 }
 
 impl BlobError {
@@ -41,6 +45,8 @@ impl BlobError {
             BlobError::Truncated => "truncated",
             BlobError::ChannelClosed => "channel-closed",
             BlobError::Timeout => "timeout",
+            BlobError::Denied => "denied",
+            BlobError::UnknownService => "unknown-service",
         }
     }
 }

@@ -140,6 +140,11 @@ impl BlobPut {
         }
     }
 
+    /// The blob's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Drives the upload; returns its result once.
     pub fn poll<C: ChannelIo + ?Sized>(
         &mut self,

