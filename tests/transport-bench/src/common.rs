@@ -74,6 +74,40 @@ pub fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// CPU time this thread has used so far (`CLOCK_THREAD_CPUTIME_ID`), in ns.
+/// Every CPU figure of the bench is a difference of two readings of this one
+/// clock, taken in the same thread around one whole simulated transfer.
+pub fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant.
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(r, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// What one run measured.
+#[derive(Clone, Copy, Debug)]
+pub struct Run {
+    /// Goodput, Mbit/s (simulated time).
+    pub mbps: f64,
+    /// Thread CPU time of the whole transfer (both endpoints, the link, the
+    /// checking receiver) per payload byte, ns.
+    pub cpu_ns_per_byte: f64,
+}
+
+impl Run {
+    /// A run that moved `bytes` in `elapsed` simulated time, using `cpu_ns` of CPU.
+    pub fn new(bytes: usize, elapsed: Duration, cpu_ns: u64) -> Self {
+        Run {
+            mbps: mbit_per_s(bytes, elapsed),
+            cpu_ns_per_byte: cpu_ns as f64 / bytes.max(1) as f64,
+        }
+    }
+}
+
 /// Goodput of `bytes` delivered in `elapsed`, Mbit/s.
 pub fn mbit_per_s(bytes: usize, elapsed: Duration) -> f64 {
     bytes as f64 * 8.0 / elapsed.total_micros().max(1) as f64
