@@ -15,14 +15,21 @@ pub const SERVICE: &str = "bulk";
 /// Simulated-time limit of one run (smoltcp TCP at 10 % loss needs ~25 min).
 pub const DEADLINE: Instant = Instant::from_micros_const(4 * 3600 * 1_000_000);
 
-/// The benchmark path; `BENCH_OVERHEAD` sets bytes counted per datagram (default 0).
+/// The benchmark path; `BENCH_OVERHEAD` sets bytes counted per datagram
+/// (default 0), `BENCH_DELAY_MS` the one-way delay (default 5, the standard
+/// link; other values are for diagnostics only).
 pub fn path(loss: f64) -> crate::link::PathConfig {
+    let standard = crate::link::PathConfig::benchmark(loss);
     crate::link::PathConfig {
         overhead_bytes: std::env::var("BENCH_OVERHEAD")
             .ok()
             .and_then(|s| s.parse().ok())
             .unwrap_or(0),
-        ..crate::link::PathConfig::benchmark(loss)
+        delay: std::env::var("BENCH_DELAY_MS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .map_or(standard.delay, Duration::from_millis),
+        ..standard
     }
 }
 
@@ -55,6 +62,44 @@ impl TimeAvg {
     /// The averages.
     pub fn avg(&self) -> [f64; 3] {
         self.sums.map(|s| s / self.total.max(1.0))
+    }
+}
+
+/// Sender stalls (diagnostics only): gaps of more than [`Stalls::GAP`]
+/// between two instants at which the sender's packet count had grown.
+#[derive(Default)]
+pub struct Stalls {
+    last: Option<(Instant, u64)>,
+    count: u64,
+    total_us: i64,
+}
+
+impl Stalls {
+    /// A gap longer than this (1.5 × the path's 10 ms RTT) is a stall.
+    pub const GAP: Duration = Duration::from_millis(15);
+
+    /// Record that `sent` packets had been sent by `now`.
+    pub fn sample(&mut self, now: Instant, sent: u64) {
+        match self.last {
+            Some((t, n)) if n == sent => {
+                let _ = t;
+            }
+            Some((t, _)) => {
+                let gap = now - t;
+                if gap > Self::GAP {
+                    self.count += 1;
+                    self.total_us += gap.total_micros() as i64;
+                }
+                self.last = Some((now, sent));
+            }
+            None => self.last = Some((now, sent)),
+        }
+    }
+}
+
+impl std::fmt::Display for Stalls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({} ms)", self.count, self.total_us / 1000)
     }
 }
 

@@ -11,6 +11,7 @@
 //! Knobs: `BENCH_SEEDS=n` (default 5), `BENCH_ONLY=substr[,substr]` (run only
 //! matching benchmark names), `BENCH_OVERHEAD=28` (count IPv4 + UDP headers
 //! per datagram on the link; default 0 as in `PathConfig::benchmark`),
+//! `BENCH_DELAY_MS=20` (one-way delay instead of 5 ms; diagnostics only),
 //! `BENCH_VERBOSE=1` (each run's recovery counters, time-averaged window and
 //! the receiver's datagrams (ACKs), for udp-sec and quinn, to stderr).
 //!

@@ -320,10 +320,12 @@ pub fn goodput(cc: Cc, loss: f64, seed: u64) -> common::Run {
     let mut rx = Receiver::default();
     let verbose = common::verbose();
     let mut avg = common::TimeAvg::default();
+    let mut stalls = common::Stalls::default();
     let done = sim.run_until(DEADLINE, |sim| {
         if let Some((_, c)) = sim.a.conn.as_mut() {
             if verbose {
                 avg.sample(sim.now, [c.stats().path.cwnd as f64, 0.0, 0.0]);
+                stalls.sample(sim.now, c.stats().path.sent_packets);
             }
             tx.poll(c);
         }
@@ -342,7 +344,7 @@ pub fn goodput(cc: Cc, loss: f64, seed: u64) -> common::Run {
         if let Some((_, c)) = sim.a.conn.as_ref() {
             let s = c.stats();
             eprintln!(
-                "    quic: sent {} lost {} congestion {} cwnd {} rtt {:?} datagrams a->b {} b->a {} (ack frames {}) avg cwnd {:.0}",
+                "    quic: sent {} lost {} congestion {} cwnd {} rtt {:?} datagrams a->b {} b->a {} (ack frames {}) avg cwnd {:.0} stalls {}",
                 s.path.sent_packets,
                 s.path.lost_packets,
                 s.path.congestion_events,
@@ -352,6 +354,7 @@ pub fn goodput(cc: Cc, loss: f64, seed: u64) -> common::Run {
                 sim.emitted[1],
                 sim.b.conn.as_ref().map_or(0, |(_, c)| c.stats().frame_tx.acks),
                 avg.avg()[0],
+                stalls,
             );
         }
     }

@@ -131,9 +131,11 @@ pub fn goodput(loss: f64, seed: u64) -> common::Run {
     let mut rx = BulkReceiver::default();
     let verbose = common::verbose();
     let mut avg = common::TimeAvg::default();
+    let mut stalls = common::Stalls::default();
     let done = sim.run_until(DEADLINE, |sim| {
         if verbose {
             let st = sim.a.conn.stats();
+            stalls.sample(sim.now, st.packets_sent);
             avg.sample(
                 sim.now,
                 [
@@ -156,7 +158,7 @@ pub fn goodput(loss: f64, seed: u64) -> common::Run {
     if verbose {
         let s = sim.a.conn.stats();
         eprintln!(
-            "    udp-sec: sent {} lost {} congestion {} tlp {} rto {} retx bytes {} cwnd {} srtt {} datagrams a->b {} b->a {} (ack-only {}) avg cwnd {:.0} inflight {:.0} app-limited {:.3}",
+            "    udp-sec: sent {} lost {} congestion {} tlp {} rto {} retx bytes {} cwnd {} srtt {} datagrams a->b {} b->a {} (ack-only {}, immediate-ack asked {}) avg cwnd {:.0} inflight {:.0} app-limited {:.3} stalls {}",
             s.packets_sent,
             s.packets_lost,
             s.congestion_events,
@@ -168,9 +170,11 @@ pub fn goodput(loss: f64, seed: u64) -> common::Run {
             sim.emitted[0],
             sim.emitted[1],
             sim.b.conn.stats().acks_sent,
+            s.immediate_acks_requested,
             avg.avg()[0],
             avg.avg()[1],
             avg.avg()[2],
+            stalls,
         );
     }
     common::Run::new(rx.read, sim.now - now, cpu)

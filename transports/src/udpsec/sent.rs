@@ -65,6 +65,11 @@ impl SentPackets {
         self.map.iter().next_back().map(|(pn, p)| (*pn, p))
     }
 
+    /// Stream ranges of the (at most) `n` newest packets that carried stream data.
+    pub fn newest_streams(&self, n: usize) -> impl Iterator<Item = (u64, u16)> + '_ {
+        self.map.values().rev().filter_map(|p| p.stream).take(n)
+    }
+
     /// The lowest tracked packet number and its packet.
     pub fn oldest(&self) -> Option<(u32, &SentPacket)> {
         self.map.iter().next().map(|(pn, p)| (*pn, p))
