@@ -16,12 +16,15 @@
 //! | `dhcp_timeout_ms` | `100..=60000`                        | `5000`   | DHCP lease deadline per node, from stack start |
 //! | `ping_timeout_ms` | `100..=60000`                        | `3000`   | ICMP echo deadline per node, from the lease |
 //! | `run_timeout_ms`  | `1000..=600000`                      | `30000`  | whole-run deadline, from boot |
+//! | `udpsec_cc`       | `cubic`, `reno`                      | `cubic`  | udp-sec congestion controller |
 //!
 //! Limits: the line is at most [`MAX_CMDLINE_LEN`] bytes of printable ASCII
 //! (plus whitespace); a key is at most [`MAX_KEY_LEN`] bytes, a value at most
 //! [`MAX_VALUE_LEN`] bytes.
 
 use core::fmt;
+
+pub use dsb_transports::udpsec::CongestionControl;
 
 /// Longest accepted kernel command line, in bytes.
 pub const MAX_CMDLINE_LEN: usize = 1024;
@@ -122,6 +125,8 @@ pub struct Config {
     pub ping_timeout_ms: u32,
     /// Whole-run deadline, milliseconds from boot.
     pub run_timeout_ms: u32,
+    /// Congestion controller of udp-sec connections.
+    pub udpsec_cc: CongestionControl,
 }
 
 impl Default for Config {
@@ -136,6 +141,7 @@ impl Default for Config {
             dhcp_timeout_ms: 5000,
             ping_timeout_ms: 3000,
             run_timeout_ms: 30_000,
+            udpsec_cc: CongestionControl::Cubic,
         }
     }
 }
@@ -302,7 +308,7 @@ impl fmt::Debug for OptionName {
 }
 
 /// Every known key, in the order of the table above (bit positions for duplicate checks).
-const KEYS: [&str; 9] = [
+const KEYS: [&str; 10] = [
     "nodes",
     "transport",
     "udpsec",
@@ -312,6 +318,7 @@ const KEYS: [&str; 9] = [
     "dhcp_timeout_ms",
     "ping_timeout_ms",
     "run_timeout_ms",
+    "udpsec_cc",
 ];
 
 impl Config {
@@ -430,6 +437,13 @@ impl Config {
                 self.run_timeout_ms =
                     parse_ranged(value, 1000, 600_000).ok_or_else(|| bad("1000..600000"))?
             }
+            b"udpsec_cc" => {
+                self.udpsec_cc = match value {
+                    b"cubic" => CongestionControl::Cubic,
+                    b"reno" => CongestionControl::Reno,
+                    _ => return Err(bad("cubic|reno")),
+                }
+            }
             _ => return Err(ConfigError::new(key, Why::UnknownOption)),
         }
         Ok(())
@@ -470,7 +484,7 @@ mod tests {
     fn every_key_parses() {
         let c = Config::parse(
             b"nodes=3 transport=udp-sec udpsec=off scenario=spoof log=debug pcap=1 \
-              dhcp_timeout_ms=100 ping_timeout_ms=60000 run_timeout_ms=1000",
+              dhcp_timeout_ms=100 ping_timeout_ms=60000 run_timeout_ms=1000 udpsec_cc=reno",
         )
         .unwrap();
         assert_eq!(
@@ -485,6 +499,7 @@ mod tests {
                 dhcp_timeout_ms: 100,
                 ping_timeout_ms: 60_000,
                 run_timeout_ms: 1000,
+                udpsec_cc: CongestionControl::Reno,
             }
         );
     }
@@ -513,6 +528,35 @@ mod tests {
             err("run_timeout_ms=99999999999"),
             "run_timeout_ms: bad value \"99999999999\" (expected 1000..600000)"
         );
+    }
+
+    #[test]
+    fn udpsec_cc_selects_the_controller() {
+        assert_eq!(Config::default().udpsec_cc, CongestionControl::Cubic);
+        assert_eq!(
+            Config::parse(b"udpsec_cc=cubic").unwrap().udpsec_cc,
+            CongestionControl::Cubic
+        );
+        assert_eq!(
+            Config::parse(b"udpsec_cc=reno").unwrap().udpsec_cc,
+            CongestionControl::Reno
+        );
+        assert_eq!(
+            err("udpsec_cc=bbr"),
+            "udpsec_cc: bad value \"bbr\" (expected cubic|reno)"
+        );
+        assert_eq!(
+            err("udpsec_cc=Cubic"),
+            "udpsec_cc: bad value \"Cubic\" (expected cubic|reno)"
+        );
+        assert_eq!(err("udpsec_cc="), "udpsec_cc: empty value");
+        assert_eq!(
+            err("udpsec_cc=reno udpsec_cc=reno"),
+            "udpsec_cc: duplicate option"
+        );
+        let e = Config::parse(b"udpsec_cc=vegas").unwrap_err();
+        assert_eq!(e.option(), "udpsec_cc");
+        assert_eq!(e.label(), "bad-value");
     }
 
     #[test]

@@ -242,6 +242,7 @@ mod image {
             node_config.udpsec_port = config.udpsec.then_some(UDPSEC_PORT_BASE + index as u16);
             node_config.udpsec_bulk_bytes = UDPSEC_BULK_BYTES;
             node_config.udpsec_sink_bytes = UDPSEC_SINK_BYTES;
+            node_config.udpsec_cc = config.udpsec_cc;
             node_config.pinned = pins
                 .iter()
                 .filter(|(id, _)| id.as_bytes() != identity.device_id().as_bytes())

@@ -101,6 +101,8 @@ pub struct NodeConfig {
     pub udpsec_bulk_bytes: u64,
     /// Slow-sink bytes per udp-sec session (instead of `sink_bytes`).
     pub udpsec_sink_bytes: u64,
+    /// Congestion controller of udp-sec connections.
+    pub udpsec_cc: dsb_transports::udpsec::CongestionControl,
     pub behaviour: Behaviour,
     pub reconnect_min: Duration,
     pub reconnect_max: Duration,
@@ -122,6 +124,7 @@ impl NodeConfig {
             udpsec_deadline: Duration::from_secs(2),
             udpsec_bulk_bytes: 64 * 1024,
             udpsec_sink_bytes: 0,
+            udpsec_cc: dsb_transports::udpsec::CongestionControl::default(),
             behaviour: Behaviour::Honest,
             reconnect_min: Duration::from_millis(200),
             reconnect_max: Duration::from_secs(5),
@@ -504,6 +507,10 @@ impl<D: Device> Node<D> {
                 self.identity.clone(),
                 UdpSecConfig {
                     port,
+                    conn: dsb_transports::udpsec::Config {
+                        congestion: self.cfg.udpsec_cc,
+                        ..Default::default()
+                    },
                     ..UdpSecConfig::default()
                 },
             )
