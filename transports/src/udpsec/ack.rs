@@ -79,15 +79,22 @@ impl AckState {
 
     /// The header bitmap: bit `i` set when `largest - 1 - i` was received.
     pub fn bits(&self, largest: u32) -> u32 {
-        let mut bits = 0u32;
-        for i in 0..32u32 {
-            if let Some(pn) = largest.checked_sub(i + 1) {
-                if self.received.contains(u64::from(pn)) {
-                    bits |= 1 << i;
-                }
+        let top = u64::from(largest);
+        let low = top.saturating_sub(32);
+        let mut bits = 0u64;
+        for r in self.received.iter().rev() {
+            if r.end <= low {
+                break;
+            }
+            // numbers max(r.start, low)..min(r.end, top) → bits top-1-pn
+            let (s, e) = (r.start.max(low), r.end.min(top));
+            if s < e {
+                let n = e - s; // ≤ 32
+                let run = if n >= 64 { u64::MAX } else { (1u64 << n) - 1 };
+                bits |= run << (top - e);
             }
         }
-        bits
+        bits as u32
     }
 
     /// True when ack-eliciting packets wait for an ACK frame.
@@ -246,6 +253,22 @@ mod tests {
         b.on_ack_sent();
         b.on_packet(us(500_000), 1, true, 2, MAX);
         assert_eq!(b.timer(), Some(us(525_000)));
+    }
+
+    #[test]
+    fn header_bitmap_matches_the_ranges() {
+        let mut a = AckState::new();
+        let received = [0u32, 1, 2, 5, 6, 9, 30, 31, 33, 34, 35, 36, 40, 41, 70, 71];
+        for (i, &pn) in received.iter().enumerate() {
+            a.on_packet(us(i as i64), pn, true, 2, MAX);
+        }
+        for largest in [0u32, 3, 6, 36, 40, 41, 71, 100] {
+            let want = (0..32u32).fold(0u32, |b, i| match largest.checked_sub(i + 1) {
+                Some(pn) if received.contains(&pn) => b | 1 << i,
+                _ => b,
+            });
+            assert_eq!(a.bits(largest), want, "largest {largest}");
+        }
     }
 
     #[test]

@@ -144,6 +144,7 @@ pub struct Connection<H: Handshake> {
     last_eliciting_sent: Option<Instant>,
     app_limited: bool,
     scratch_pns: Vec<u32>,
+    scratch_acked: Vec<u32>,
 
     // stream and flow control
     send_buf: SendBuf,
@@ -233,6 +234,7 @@ impl<H: Handshake> Connection<H> {
             last_eliciting_sent: None,
             app_limited: true,
             scratch_pns: Vec::new(),
+            scratch_acked: Vec::new(),
             send_buf: SendBuf::new(config.send_buffer),
             peer_max_data: INITIAL_MAX_DATA,
             assembler: Assembler::new(config.effective_recv_window()),
@@ -733,11 +735,7 @@ impl<H: Handshake> Connection<H> {
         let rx = self.rx_key.as_ref().ok_or(DropReason::NoKeys)?;
         self.replay.check(h.pn)?;
         let mut scratch = [0u8; MAX_PAYLOAD_LEN];
-        let ct = scratch
-            .get_mut(..payload.len())
-            .ok_or(DropReason::Oversized)?;
-        ct.copy_from_slice(payload);
-        let plain = rx.open(h.pn, header, ct)?;
+        let plain = rx.open(h.pn, header, payload, &mut scratch)?;
         let eliciting = self.validate_frames(h, plain)?;
 
         // Authenticated and well formed: from here on the packet counts.
@@ -857,10 +855,19 @@ impl<H: Handshake> Connection<H> {
             .on_packet(now, pn, eliciting, threshold, max_delay);
     }
 
-    fn ack_range(&mut self, now: Instant, lo: u32, hi: u32, acc: &mut AckAcc) {
-        while let Some(pn) = self.sent.first_in(lo, hi) {
+    /// Apply the acknowledgement of every tracked packet in `lo..=hi` whose
+    /// bit is set in `mask` (bit i = `hi - i`; `None`: all of them).
+    fn ack_range(&mut self, now: Instant, lo: u32, hi: u32, mask: Option<u64>, acc: &mut AckAcc) {
+        let mut pns = core::mem::take(&mut self.scratch_acked);
+        pns.clear();
+        pns.extend(
+            self.sent
+                .numbers_in(lo, hi)
+                .filter(|pn| mask.is_none_or(|m| m >> (hi - pn) & 1 == 1)),
+        );
+        for &pn in pns.iter() {
             let Some(p) = self.sent.remove(pn) else {
-                break;
+                continue;
             };
             acc.any = true;
             if acc.newly_largest.is_none_or(|(l, _)| pn > l) {
@@ -885,6 +892,7 @@ impl<H: Handshake> Connection<H> {
                 self.acks.on_ack_acked(l);
             }
         }
+        self.scratch_acked = pns;
     }
 
     fn on_ack_received(
@@ -896,19 +904,14 @@ impl<H: Handshake> Connection<H> {
         let mut acc = AckAcc::default();
         let mut largest: Option<u32> = None;
         if h.flags & FLAG_ACK != 0 {
+            // `ack` and the 32 numbers below it, in one pass over what is in flight.
             largest = Some(h.ack);
-            self.ack_range(now, h.ack, h.ack, &mut acc);
-            for i in 0..32u32 {
-                if h.ack_bits & (1 << i) != 0 {
-                    if let Some(pn) = h.ack.checked_sub(i + 1) {
-                        self.ack_range(now, pn, pn, &mut acc);
-                    }
-                }
-            }
+            let mask = 1 | (u64::from(h.ack_bits) << 1);
+            self.ack_range(now, h.ack.saturating_sub(32), h.ack, Some(mask), &mut acc);
         }
         if let Some((_, ranges)) = frame {
             for (hi, lo) in ranges.iter() {
-                self.ack_range(now, lo, hi, &mut acc);
+                self.ack_range(now, lo, hi, None, &mut acc);
             }
             if let Some(l) = ranges.largest() {
                 largest = Some(largest.map_or(l, |x| x.max(l)));

@@ -55,9 +55,11 @@ impl SentPackets {
         Some(p)
     }
 
-    /// The lowest tracked packet number in `lo..=hi`.
-    pub fn first_in(&self, lo: u32, hi: u32) -> Option<u32> {
-        self.map.range(lo..=hi).next().map(|(pn, _)| *pn)
+    /// Tracked packet numbers in `lo..=hi`, in order.
+    pub fn numbers_in(&self, lo: u32, hi: u32) -> impl Iterator<Item = u32> + '_ {
+        // BTreeMap::range panics on lo > hi: ask for nothing then.
+        let (lo, hi) = if lo <= hi { (lo, hi) } else { (1, 0) };
+        self.map.range(lo..).take_while(move |(pn, _)| **pn <= hi).map(|(pn, _)| *pn)
     }
 
     /// The highest tracked packet number and its packet.
