@@ -6,7 +6,7 @@
 mod udpsec_support;
 
 use dsb_tests::link::{Dir, LinkConfig, PathConfig};
-use dsb_transports::udpsec::{CloseReason, CongestionControl, Config, Event, MAX_DATAGRAM};
+use dsb_transports::udpsec::{CloseReason, Config, CongestionControl, Event, MAX_DATAGRAM};
 use smoltcp::time::{Duration, Instant};
 use udpsec_support::*;
 
