@@ -59,7 +59,10 @@ impl SentPackets {
     pub fn numbers_in(&self, lo: u32, hi: u32) -> impl Iterator<Item = u32> + '_ {
         // BTreeMap::range panics on lo > hi: ask for nothing then.
         let (lo, hi) = if lo <= hi { (lo, hi) } else { (1, 0) };
-        self.map.range(lo..).take_while(move |(pn, _)| **pn <= hi).map(|(pn, _)| *pn)
+        self.map
+            .range(lo..)
+            .take_while(move |(pn, _)| **pn <= hi)
+            .map(|(pn, _)| *pn)
     }
 
     /// The highest tracked packet number and its packet.
