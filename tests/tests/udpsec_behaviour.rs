@@ -6,7 +6,7 @@
 mod udpsec_support;
 
 use dsb_tests::link::{Dir, LinkConfig, PathConfig};
-use dsb_transports::udpsec::{CloseReason, Config, Event, MAX_DATAGRAM};
+use dsb_transports::udpsec::{CloseReason, Config, CongestionControl, Event, MAX_DATAGRAM};
 use smoltcp::time::{Duration, Instant};
 use udpsec_support::*;
 
@@ -46,9 +46,14 @@ fn cwnd_grows_on_a_clean_path() {
     );
 }
 
-#[test]
-fn cwnd_shrinks_under_loss() {
-    let config = Config::default();
+/// Grow the window on a clean path, then add 5 % loss each way for 5 s:
+/// the window must fall well below its peak, in steps of at most `factor`
+/// (a step counts when the window drops to ≤ `factor` of the previous sample).
+fn shrinks_under_loss(cc: CongestionControl, factor: f64) {
+    let config = Config {
+        congestion: cc,
+        ..Config::default()
+    };
     let mut sim = pair(&config, clean(), 2);
     // Grow the window on a clean path first.
     let r = transfer(&mut sim, 1 << 20, Instant::from_secs(30));
@@ -59,7 +64,7 @@ fn cwnd_shrinks_under_loss() {
     sim.link.path_mut(Dir::AtoB).loss = 0.05;
     sim.link.path_mut(Dir::BtoA).loss = 0.05;
     let mut data_sent = 0usize;
-    let mut halvings = 0;
+    let mut decreases = 0;
     let mut prev = grown;
     let mut smallest = grown;
     let data = pattern(1 << 20);
@@ -68,8 +73,8 @@ fn cwnd_shrinks_under_loss() {
         data_sent += s.a.write(&data[data_sent % data.len()..]);
         while s.b.read(&mut buf) > 0 {}
         let cwnd = s.a.stats().cwnd;
-        if cwnd * 10 <= prev * 6 {
-            halvings += 1;
+        if (cwnd as f64) <= prev as f64 * factor {
+            decreases += 1;
         }
         prev = cwnd;
         smallest = smallest.min(cwnd);
@@ -77,16 +82,27 @@ fn cwnd_shrinks_under_loss() {
     });
     let s = sim.a.stats();
     assert!(s.congestion_events > 0);
-    assert!(halvings > 0, "no multiplicative decrease seen");
+    assert!(decreases > 0, "no multiplicative decrease seen");
     assert!(
         smallest * 4 <= grown,
         "cwnd {smallest} vs {grown} before loss"
     );
     assert!(s.cwnd < grown, "cwnd {} vs {grown} before loss", s.cwnd);
     eprintln!(
-        "cwnd {grown} before loss, smallest {smallest}, final {}, {halvings} halvings",
+        "{}: cwnd {grown} before loss, smallest {smallest}, final {}, {decreases} decreases",
+        cc.label(),
         s.cwnd
     );
+}
+
+#[test]
+fn reno_window_halves_under_loss() {
+    shrinks_under_loss(CongestionControl::Reno, 0.6);
+}
+
+#[test]
+fn cubic_window_keeps_seven_tenths_under_loss() {
+    shrinks_under_loss(CongestionControl::Cubic, 0.75);
 }
 
 #[test]

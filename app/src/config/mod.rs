@@ -26,6 +26,7 @@
 //! | `trust`           | `<id>:<64 hex>,...` (at most 16)     | none     | pinned Ed25519 device keys |
 //! | `tofu`            | `on`, `off`                          | `on`     | trust on first use for ids not pinned |
 //! | `allow`           | `<service>:<id>\|*,...` (at most 16) | `ping:*,sd:*` | serve mode: who may use which service (deny by default) |
+//! | `udpsec_cc`       | `cubic`, `reno`                      | `cubic`  | udp-sec congestion controller |
 //!
 //! Limits: the line is at most [`MAX_CMDLINE_LEN`] bytes of printable ASCII
 //! (plus whitespace); a key is at most [`MAX_KEY_LEN`] bytes, a value at most
@@ -42,6 +43,8 @@ mod error;
 
 pub use bus::{AllowEntry, Mode, Who, MAX_ALLOW, MAX_TRUST};
 pub use error::{ConfigError, Why};
+
+pub use dsb_transports::udpsec::CongestionControl;
 
 /// Longest accepted kernel command line, in bytes.
 pub const MAX_CMDLINE_LEN: usize = 4096;
@@ -182,6 +185,8 @@ pub struct Config {
     pub tofu: bool,
     /// Who may use which service (`None`: the mode's default).
     pub allow: Option<heapless::Vec<AllowEntry, MAX_ALLOW>>,
+    /// Congestion controller of udp-sec connections.
+    pub udpsec_cc: CongestionControl,
 }
 
 impl Default for Config {
@@ -206,12 +211,13 @@ impl Default for Config {
             trust: heapless::Vec::new(),
             tofu: true,
             allow: None,
+            udpsec_cc: CongestionControl::Cubic,
         }
     }
 }
 
 /// Every known key, in the order of the table above (bit positions for duplicate checks).
-const KEYS: [&str; 19] = [
+const KEYS: [&str; 20] = [
     "nodes",
     "transport",
     "udpsec",
@@ -231,6 +237,7 @@ const KEYS: [&str; 19] = [
     "trust",
     "tofu",
     "allow",
+    "udpsec_cc",
 ];
 
 impl Config {
@@ -428,6 +435,13 @@ impl Config {
                         .ok_or_else(|| bad("<service>:<id>|*,... (at most 16)"))?,
                 )
             }
+            b"udpsec_cc" => {
+                self.udpsec_cc = match value {
+                    b"cubic" => CongestionControl::Cubic,
+                    b"reno" => CongestionControl::Reno,
+                    _ => return Err(bad("cubic|reno")),
+                }
+            }
             _ => return Err(ConfigError::new(key, Why::UnknownOption)),
         }
         Ok(())
@@ -493,7 +507,7 @@ mod tests {
     fn every_key_parses() {
         let c = Config::parse(
             b"nodes=3 transport=udp-sec udpsec=off scenario=spoof log=debug pcap=1 \
-              dhcp_timeout_ms=100 ping_timeout_ms=60000 run_timeout_ms=1000 udpsec_drop=on",
+              dhcp_timeout_ms=100 ping_timeout_ms=60000 run_timeout_ms=1000 udpsec_drop=on udpsec_cc=reno",
         )
         .unwrap();
         assert_eq!(
@@ -513,6 +527,7 @@ mod tests {
                 gateway: GatewayPing::Required,
                 idle: IdleMode::Halt,
                 idle_test_ms: 0,
+                udpsec_cc: CongestionControl::Reno,
                 ..Config::default()
             }
         );
@@ -603,6 +618,35 @@ mod tests {
             err("run_timeout_ms=99999999999"),
             "run_timeout_ms: bad value \"99999999999\" (expected 1000..600000)"
         );
+    }
+
+    #[test]
+    fn udpsec_cc_selects_the_controller() {
+        assert_eq!(Config::default().udpsec_cc, CongestionControl::Cubic);
+        assert_eq!(
+            Config::parse(b"udpsec_cc=cubic").unwrap().udpsec_cc,
+            CongestionControl::Cubic
+        );
+        assert_eq!(
+            Config::parse(b"udpsec_cc=reno").unwrap().udpsec_cc,
+            CongestionControl::Reno
+        );
+        assert_eq!(
+            err("udpsec_cc=bbr"),
+            "udpsec_cc: bad value \"bbr\" (expected cubic|reno)"
+        );
+        assert_eq!(
+            err("udpsec_cc=Cubic"),
+            "udpsec_cc: bad value \"Cubic\" (expected cubic|reno)"
+        );
+        assert_eq!(err("udpsec_cc="), "udpsec_cc: empty value");
+        assert_eq!(
+            err("udpsec_cc=reno udpsec_cc=reno"),
+            "udpsec_cc: duplicate option"
+        );
+        let e = Config::parse(b"udpsec_cc=vegas").unwrap_err();
+        assert_eq!(e.option(), "udpsec_cc");
+        assert_eq!(e.label(), "bad-value");
     }
 
     #[test]

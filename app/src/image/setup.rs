@@ -175,6 +175,7 @@ pub(super) fn run_setup(
         let mut node_config = NodeConfig::new(TCP_PORT_BASE + index as u16);
         node_config.boot_epoch = epoch;
         node_config.transport = config.transport;
+        node_config.udpsec_cc = config.udpsec_cc;
         node_config.udpsec_port = config.udpsec.then_some(UDPSEC_PORT_BASE + index as u16);
         node_config.pinned = pins
             .iter()

@@ -100,6 +100,8 @@ pub struct NodeConfig {
     pub udpsec_port: Option<u16>,
     /// `auto`: a udp-sec handshake must authenticate within this, else TCP.
     pub udpsec_deadline: Duration,
+    /// Congestion controller of udp-sec connections.
+    pub udpsec_cc: dsb_transports::udpsec::CongestionControl,
     pub dial: DialPolicy,
     pub reconnect_min: Duration,
     pub reconnect_max: Duration,
@@ -119,6 +121,7 @@ impl NodeConfig {
             transport: TransportMode::Auto,
             udpsec_port: None,
             udpsec_deadline: Duration::from_secs(2),
+            udpsec_cc: dsb_transports::udpsec::CongestionControl::default(),
             dial: DialPolicy::LowerId,
             reconnect_min: Duration::from_millis(200),
             reconnect_max: Duration::from_secs(5),
@@ -315,6 +318,10 @@ impl<D: Device> Node<D> {
                 self.identity.clone(),
                 UdpSecConfig {
                     port,
+                    conn: dsb_transports::udpsec::Config {
+                        congestion: self.cfg.udpsec_cc,
+                        ..Default::default()
+                    },
                     ..UdpSecConfig::default()
                 },
             )

@@ -15,14 +15,21 @@ pub const SERVICE: &str = "bulk";
 /// Simulated-time limit of one run (smoltcp TCP at 10 % loss needs ~25 min).
 pub const DEADLINE: Instant = Instant::from_micros_const(4 * 3600 * 1_000_000);
 
-/// The benchmark path; `BENCH_OVERHEAD` sets bytes counted per datagram (default 0).
+/// The benchmark path; `BENCH_OVERHEAD` sets bytes counted per datagram
+/// (default 0), `BENCH_DELAY_MS` the one-way delay (default 5, the standard
+/// link; other values are for diagnostics only).
 pub fn path(loss: f64) -> crate::link::PathConfig {
+    let standard = crate::link::PathConfig::benchmark(loss);
     crate::link::PathConfig {
         overhead_bytes: std::env::var("BENCH_OVERHEAD")
             .ok()
             .and_then(|s| s.parse().ok())
             .unwrap_or(0),
-        ..crate::link::PathConfig::benchmark(loss)
+        delay: std::env::var("BENCH_DELAY_MS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .map_or(standard.delay, Duration::from_millis),
+        ..standard
     }
 }
 
@@ -58,6 +65,44 @@ impl TimeAvg {
     }
 }
 
+/// Sender stalls (diagnostics only): gaps of more than [`Stalls::GAP`]
+/// between two instants at which the sender's packet count had grown.
+#[derive(Default)]
+pub struct Stalls {
+    last: Option<(Instant, u64)>,
+    count: u64,
+    total_us: i64,
+}
+
+impl Stalls {
+    /// A gap longer than this (1.5 × the path's 10 ms RTT) is a stall.
+    pub const GAP: Duration = Duration::from_millis(15);
+
+    /// Record that `sent` packets had been sent by `now`.
+    pub fn sample(&mut self, now: Instant, sent: u64) {
+        match self.last {
+            Some((t, n)) if n == sent => {
+                let _ = t;
+            }
+            Some((t, _)) => {
+                let gap = now - t;
+                if gap > Self::GAP {
+                    self.count += 1;
+                    self.total_us += gap.total_micros() as i64;
+                }
+                self.last = Some((now, sent));
+            }
+            None => self.last = Some((now, sent)),
+        }
+    }
+}
+
+impl std::fmt::Display for Stalls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({} ms)", self.count, self.total_us / 1000)
+    }
+}
+
 /// Byte `i` of the payload.
 pub fn pattern_byte(i: u64) -> u8 {
     (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as u8
@@ -72,6 +117,40 @@ pub fn pattern(len: usize) -> Vec<u8> {
 pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
+}
+
+/// CPU time this thread has used so far (`CLOCK_THREAD_CPUTIME_ID`), in ns.
+/// Every CPU figure of the bench is a difference of two readings of this one
+/// clock, taken in the same thread around one whole simulated transfer.
+pub fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant.
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(r, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// What one run measured.
+#[derive(Clone, Copy, Debug)]
+pub struct Run {
+    /// Goodput, Mbit/s (simulated time).
+    pub mbps: f64,
+    /// Thread CPU time of the whole transfer (both endpoints, the link, the
+    /// checking receiver) per payload byte, ns.
+    pub cpu_ns_per_byte: f64,
+}
+
+impl Run {
+    /// A run that moved `bytes` in `elapsed` simulated time, using `cpu_ns` of CPU.
+    pub fn new(bytes: usize, elapsed: Duration, cpu_ns: u64) -> Self {
+        Run {
+            mbps: mbit_per_s(bytes, elapsed),
+            cpu_ns_per_byte: cpu_ns as f64 / bytes.max(1) as f64,
+        }
+    }
 }
 
 /// Goodput of `bytes` delivered in `elapsed`, Mbit/s.

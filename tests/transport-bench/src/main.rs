@@ -11,8 +11,17 @@
 //! Knobs: `BENCH_SEEDS=n` (default 5), `BENCH_ONLY=substr[,substr]` (run only
 //! matching benchmark names), `BENCH_OVERHEAD=28` (count IPv4 + UDP headers
 //! per datagram on the link; default 0 as in `PathConfig::benchmark`),
-//! `BENCH_VERBOSE=1` (each run's recovery counters and time-averaged window,
-//! for udp-sec and quinn, to stderr).
+//! `BENCH_DELAY_MS=20` (one-way delay instead of 5 ms; diagnostics only),
+//! `BENCH_VERBOSE=1` (each run's recovery counters, time-averaged window and
+//! the receiver's datagrams (ACKs), for udp-sec and quinn, to stderr).
+//!
+//! CPU per byte: every run also reads the thread's CPU clock
+//! (`CLOCK_THREAD_CPUTIME_ID`) before the connection is created and after the
+//! last byte was read, and divides by the payload bytes. That covers both
+//! endpoints, the handshake, the link model and the receiver's byte check,
+//! the same work on every side. Printed per loss (`<cpu name>_loss<n>`) and
+//! over all runs of a transport (`<cpu name>`: median of every seed at every
+//! loss that ran).
 
 mod common;
 /// The link model of `dsb-tests` (`tests/src/link.rs`), compiled in from
@@ -33,25 +42,32 @@ const SEED_BASE: u64 = 1000;
 
 struct Bench {
     name: &'static str,
-    run: fn(f64, u64) -> f64,
+    /// Name of the CPU-per-byte figure.
+    cpu: &'static str,
+    run: fn(f64, u64) -> common::Run,
 }
 
 fn benches() -> Vec<Bench> {
     vec![
         Bench {
             name: "udpsec_goodput_mbps",
+            cpu: "udpsec_cpu_ns_per_byte",
             run: udpsec_mux::goodput,
         },
         Bench {
             name: "quic_newreno_goodput_mbps",
+            cpu: "quic_newreno_cpu_ns_per_byte",
             run: |l, s| quic::goodput(quic::Cc::NewReno, l, s),
         },
         Bench {
             name: "quic_cubic_goodput_mbps",
+            // quinn's default controller: the reference for CPU per byte.
+            cpu: "quic_cpu_ns_per_byte",
             run: |l, s| quic::goodput(quic::Cc::Cubic, l, s),
         },
         Bench {
             name: "mux_tcp_goodput_mbps",
+            cpu: "mux_tcp_cpu_ns_per_byte",
             run: tcp_mux::goodput,
         },
     ]
@@ -69,6 +85,7 @@ fn main() {
     };
     let start = StdInstant::now();
     for b in benches() {
+        let mut all_cpu = Vec::new();
         for (loss, suffix) in LOSSES {
             let name = format!("{}_loss{suffix}", b.name);
             if !selected(&name) {
@@ -76,19 +93,23 @@ fn main() {
             }
             let n = seeds.max(1);
             let t0 = StdInstant::now();
-            let runs: Vec<f64> = (0..n)
+            let runs: Vec<common::Run> = (0..n)
                 .map(|i| {
                     let t = StdInstant::now();
-                    let g = (b.run)(loss, SEED_BASE + i);
+                    let r = (b.run)(loss, SEED_BASE + i);
                     eprintln!(
-                        "  {name} seed {}: {g:.3} Mbit/s ({:.1} s)",
+                        "  {name} seed {}: {:.3} Mbit/s, {:.2} ns/B CPU ({:.1} s)",
                         SEED_BASE + i,
+                        r.mbps,
+                        r.cpu_ns_per_byte,
                         t.elapsed().as_secs_f64()
                     );
-                    g
+                    r
                 })
                 .collect();
-            let m = common::median(runs);
+            let cpu: Vec<f64> = runs.iter().map(|r| r.cpu_ns_per_byte).collect();
+            all_cpu.extend_from_slice(&cpu);
+            let m = common::median(runs.iter().map(|r| r.mbps).collect());
             // Three significant digits for the slow cases (0.065, not 0.07).
             let prec = if m < 1.0 { 3 } else { 2 };
             eprintln!(
@@ -96,6 +117,12 @@ fn main() {
                 t0.elapsed().as_secs_f64()
             );
             println!("BENCH {name} {m:.prec$} Mbit/s");
+            let c = common::median(cpu);
+            println!("BENCH {}_loss{suffix} {c:.2} ns/B", b.cpu);
+        }
+        if !all_cpu.is_empty() {
+            let c = common::median(all_cpu);
+            println!("BENCH {} {c:.2} ns/B", b.cpu);
         }
     }
     eprintln!("total {:.1} s", start.elapsed().as_secs_f64());

@@ -283,13 +283,15 @@ impl Receiver {
 }
 
 /// One 8 MiB transfer client → server; goodput in Mbit/s (simulated time,
-/// connect → last byte read).
-pub fn goodput(cc: Cc, loss: f64, seed: u64) -> f64 {
+/// connect → last byte read) and CPU per byte (from the connect to the last
+/// byte read: handshake, both endpoints, the link, the checking receiver).
+pub fn goodput(cc: Cc, loss: f64, seed: u64) -> common::Run {
     let base = StdInstant::now();
     let now = Instant::from_millis(0);
     let client_addr = SocketAddr::from((Ipv4Addr::new(10, 0, 0, 1), 40000));
     let server_addr = SocketAddr::from((Ipv4Addr::new(10, 0, 0, 2), 4433));
     let (server_cfg, client_cfg) = configs(cc);
+    let data = common::pattern(LEN);
     let mut rng_seed = [0u8; 32];
     rng_seed[..8].copy_from_slice(&seed.to_le_bytes());
     let mut client_ep = Endpoint::new(endpoint_config(), None, false, Some(rng_seed));
@@ -300,6 +302,7 @@ pub fn goodput(cc: Cc, loss: f64, seed: u64) -> f64 {
         false,
         Some(rng_seed),
     );
+    let cpu0 = common::thread_cpu_ns();
     let conn = client_ep
         .connect(base, client_cfg, server_addr, "localhost")
         .unwrap();
@@ -310,17 +313,19 @@ pub fn goodput(cc: Cc, loss: f64, seed: u64) -> f64 {
     let link = Link::new(LinkConfig::symmetric(common::path(loss)), seed);
     let mut sim = Sim::new(now, a, b, link, MAX_DATAGRAM);
     let mut tx = Sender {
-        data: common::pattern(LEN),
+        data,
         stream: None,
         written: 0,
     };
     let mut rx = Receiver::default();
     let verbose = common::verbose();
     let mut avg = common::TimeAvg::default();
+    let mut stalls = common::Stalls::default();
     let done = sim.run_until(DEADLINE, |sim| {
         if let Some((_, c)) = sim.a.conn.as_mut() {
             if verbose {
                 avg.sample(sim.now, [c.stats().path.cwnd as f64, 0.0, 0.0]);
+                stalls.sample(sim.now, c.stats().path.sent_packets);
             }
             tx.poll(c);
         }
@@ -329,6 +334,7 @@ pub fn goodput(cc: Cc, loss: f64, seed: u64) -> f64 {
         }
         rx.read == LEN
     });
+    let cpu = common::thread_cpu_ns() - cpu0;
     assert!(
         done,
         "quic {cc:?} loss {loss} seed {seed}: incomplete ({} bytes)",
@@ -338,7 +344,7 @@ pub fn goodput(cc: Cc, loss: f64, seed: u64) -> f64 {
         if let Some((_, c)) = sim.a.conn.as_ref() {
             let s = c.stats();
             eprintln!(
-                "    quic: sent {} lost {} congestion {} cwnd {} rtt {:?} datagrams a->b {} b->a {} avg cwnd {:.0}",
+                "    quic: sent {} lost {} congestion {} cwnd {} rtt {:?} datagrams a->b {} b->a {} (ack frames {}) avg cwnd {:.0} stalls {}",
                 s.path.sent_packets,
                 s.path.lost_packets,
                 s.path.congestion_events,
@@ -346,9 +352,11 @@ pub fn goodput(cc: Cc, loss: f64, seed: u64) -> f64 {
                 s.path.rtt,
                 sim.emitted[0],
                 sim.emitted[1],
+                sim.b.conn.as_ref().map_or(0, |(_, c)| c.stats().frame_tx.acks),
                 avg.avg()[0],
+                stalls,
             );
         }
     }
-    common::mbit_per_s(rx.read, sim.now - now)
+    common::Run::new(rx.read, sim.now - now, cpu)
 }

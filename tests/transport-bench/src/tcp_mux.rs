@@ -237,9 +237,10 @@ impl Node for TcpMux {
 }
 
 /// One 8 MiB transfer A → B; goodput in Mbit/s (simulated time, TCP connect
-/// → last byte read from the mux channel).
-pub fn goodput(loss: f64, seed: u64) -> f64 {
+/// → last byte read from the mux channel) and CPU per byte (from the connect).
+pub fn goodput(loss: f64, seed: u64) -> common::Run {
     let now = Instant::from_millis(0);
+    let data = common::pattern(LEN);
     let (ip_a, ip_b) = (Ipv4Address::new(10, 0, 0, 1), Ipv4Address::new(10, 0, 0, 2));
     let mut a = TcpMux::new("bench-a", ip_a, Role::Initiator, seed ^ 0xa, now);
     let mut b = TcpMux::new("bench-b", ip_b, Role::Responder, seed ^ 0xb, now);
@@ -261,6 +262,7 @@ pub fn goodput(loss: f64, seed: u64) -> f64 {
         b.tcp.listen(&mut cx).unwrap();
         b.reno();
     }
+    let cpu0 = common::thread_cpu_ns();
     {
         let mut cx = Cx {
             now,
@@ -283,17 +285,18 @@ pub fn goodput(loss: f64, seed: u64) -> f64 {
     b.drive(now);
     let link = Link::new(LinkConfig::symmetric(common::path(loss)), seed);
     let mut sim = Sim::new(now, a, b, link, MAX_DATAGRAM);
-    let mut tx = BulkSender::new(common::pattern(LEN));
+    let mut tx = BulkSender::new(data);
     let mut rx = BulkReceiver::default();
     let done = sim.run_until(DEADLINE, |sim| {
         tx.poll(&mut sim.a.mux);
         rx.poll(&mut sim.b.mux);
         rx.read == LEN
     });
+    let cpu = common::thread_cpu_ns() - cpu0;
     assert!(
         done,
         "tcp+mux loss {loss} seed {seed}: incomplete ({} bytes)",
         rx.read
     );
-    common::mbit_per_s(rx.read, sim.now - now)
+    common::Run::new(rx.read, sim.now - now, cpu)
 }

@@ -4,7 +4,7 @@
 //! `dsb-noise`, test identities), as `UdpSecTransport` runs it.
 
 use dsb_noise::{HandshakeConfig, Identity};
-use dsb_transports::mux::{Mux, Role, NOISE_MAX_PLAINTEXT};
+use dsb_transports::mux::{Mux, Role, MAX_CONTROL_FRAME_LEN, MAX_FRAME_LEN};
 use dsb_transports::udpsec::{Config, Connection, Event, NoiseHandshake};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -15,15 +15,15 @@ use crate::link::{Link, LinkConfig, Node, Sim};
 
 const SESSION_ID: u64 = 0x5eed_0000_0000_0001;
 
+/// Mux bytes moved into udp-sec per step (one mux data frame and its header).
+const PUMP: usize = MAX_FRAME_LEN;
+
 /// A udp-sec connection with a mux riding on its byte stream.
 pub struct UdpsecMux {
     conn: Connection<NoiseHandshake>,
     /// The multiplexer (authenticated once udp-sec reports `Connected`).
     pub mux: Mux,
     trust: Trust,
-    /// Mux output not yet taken by the connection's send buffer.
-    out: Vec<u8>,
-    out_pos: usize,
     scratch: Vec<u8>,
 }
 
@@ -33,13 +33,13 @@ impl UdpsecMux {
             conn,
             trust,
             mux: Mux::new(role, common::mux_config(), now).unwrap(),
-            out: Vec::new(),
-            out_pos: 0,
             scratch: vec![0; 64 * 1024],
         }
     }
 
-    /// Moves bytes udp-sec → mux and mux → udp-sec.
+    /// Moves bytes udp-sec → mux and mux → udp-sec, the way the node does:
+    /// the mux writes whole frames into at most the connection's free send
+    /// buffer, so every byte it hands out is taken at once.
     fn pump(&mut self, now: Instant) {
         while let Some(e) = self.conn.poll_event() {
             if let Event::Connected { .. } = e {
@@ -56,20 +56,16 @@ impl UdpsecMux {
                 .expect("mux input");
         }
         loop {
-            if self.out_pos == self.out.len() {
-                self.out.resize(NOISE_MAX_PLAINTEXT, 0);
-                let n = self.mux.poll_transmit(&mut self.out);
-                self.out.truncate(n);
-                self.out_pos = 0;
-                if n == 0 {
-                    break;
-                }
-            }
-            let w = self.conn.write(&self.out[self.out_pos..]);
-            self.out_pos += w;
-            if w == 0 {
+            let cap = self.conn.send_capacity().min(PUMP);
+            if cap < MAX_CONTROL_FRAME_LEN {
                 break;
             }
+            let n = self.mux.poll_transmit(&mut self.scratch[..cap]);
+            if n == 0 {
+                break;
+            }
+            let w = self.conn.write(&self.scratch[..n]);
+            assert_eq!(w, n, "udp-sec took less than its free send buffer");
         }
     }
 }
@@ -100,14 +96,18 @@ impl Node for UdpsecMux {
     }
 }
 
-/// One 8 MiB transfer A → B; goodput in Mbit/s (simulated time, connect → last byte read).
-pub fn goodput(loss: f64, seed: u64) -> f64 {
+/// One 8 MiB transfer A → B; goodput in Mbit/s (simulated time, connect →
+/// last byte read) and CPU per byte (from creating the handshakes to the last
+/// byte read: handshake, both endpoints, the link, the checking receiver).
+pub fn goodput(loss: f64, seed: u64) -> common::Run {
     let now = Instant::from_millis(0);
+    let data = common::pattern(LEN);
     // SECURITY: test keys, not for production.
     let id_a = Identity::from_test_seed("bench-a").unwrap();
     let id_b = Identity::from_test_seed("bench-b").unwrap();
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let hs_cfg = HandshakeConfig::default();
+    let cpu0 = common::thread_cpu_ns();
     let hs_i = NoiseHandshake::initiator(
         &id_a,
         id_b.device_id(),
@@ -127,13 +127,15 @@ pub fn goodput(loss: f64, seed: u64) -> f64 {
     b.mux.register_service(SERVICE).unwrap();
     let link = Link::new(LinkConfig::symmetric(common::path(loss)), seed);
     let mut sim = Sim::new(now, a, b, link, MAX_DATAGRAM);
-    let mut tx = BulkSender::new(common::pattern(LEN));
+    let mut tx = BulkSender::new(data);
     let mut rx = BulkReceiver::default();
     let verbose = common::verbose();
     let mut avg = common::TimeAvg::default();
+    let mut stalls = common::Stalls::default();
     let done = sim.run_until(DEADLINE, |sim| {
         if verbose {
             let st = sim.a.conn.stats();
+            stalls.sample(sim.now, st.packets_sent);
             avg.sample(
                 sim.now,
                 [
@@ -147,6 +149,7 @@ pub fn goodput(loss: f64, seed: u64) -> f64 {
         rx.poll(&mut sim.b.mux);
         rx.read == LEN
     });
+    let cpu = common::thread_cpu_ns() - cpu0;
     assert!(
         done,
         "udp-sec+mux loss {loss} seed {seed}: incomplete ({} bytes)",
@@ -155,7 +158,7 @@ pub fn goodput(loss: f64, seed: u64) -> f64 {
     if verbose {
         let s = sim.a.conn.stats();
         eprintln!(
-            "    udp-sec: sent {} lost {} congestion {} tlp {} rto {} retx bytes {} cwnd {} srtt {} datagrams a->b {} b->a {} avg cwnd {:.0} inflight {:.0} app-limited {:.3}",
+            "    udp-sec: sent {} lost {} congestion {} tlp {} rto {} retx bytes {} cwnd {} srtt {} datagrams a->b {} b->a {} (ack-only {}, immediate-ack asked {}) avg cwnd {:.0} inflight {:.0} app-limited {:.3} stalls {}",
             s.packets_sent,
             s.packets_lost,
             s.congestion_events,
@@ -166,10 +169,13 @@ pub fn goodput(loss: f64, seed: u64) -> f64 {
             s.srtt,
             sim.emitted[0],
             sim.emitted[1],
+            sim.b.conn.stats().acks_sent,
+            s.immediate_acks_requested,
             avg.avg()[0],
             avg.avg()[1],
             avg.avg()[2],
+            stalls,
         );
     }
-    common::mbit_per_s(rx.read, sim.now - now)
+    common::Run::new(rx.read, sim.now - now, cpu)
 }

@@ -2,6 +2,7 @@
 
 use smoltcp::time::Duration;
 
+use super::congestion::CongestionControl;
 use super::MAX_DATAGRAM;
 
 /// Stream credit every receiver grants before its first MAX_DATA frame
@@ -21,6 +22,8 @@ pub struct Config {
     pub max_ack_delay: Duration,
     /// Acknowledge at once after this many ack-eliciting packets.
     pub ack_eliciting_threshold: u32,
+    /// Congestion controller.
+    pub congestion: CongestionControl,
     /// Initial congestion window in datagrams.
     pub initial_window_packets: u64,
     /// Minimum congestion window in datagrams (after a timeout).
@@ -53,8 +56,9 @@ impl Default for Config {
             initial_rtt: Duration::from_millis(100),
             min_rto: Duration::from_millis(50),
             max_rto: Duration::from_secs(10),
-            max_ack_delay: Duration::from_millis(2),
+            max_ack_delay: Duration::from_millis(25),
             ack_eliciting_threshold: 2,
+            congestion: CongestionControl::default(),
             initial_window_packets: 10,
             min_window_packets: 2,
             max_window: 1024 * 1024,

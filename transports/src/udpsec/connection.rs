@@ -19,16 +19,16 @@ use alloc::vec::Vec;
 use dsb_noise::TrustStore;
 use smoltcp::time::{Duration, Instant};
 
+use super::ack::AckState;
 use super::assembler::Assembler;
 use super::config::{Config, INITIAL_MAX_DATA};
-use super::congestion::{Controller, Reno};
+use super::congestion::Controller;
 use super::crypto::{PacketKey, ReplayWindow};
-use super::frame::{self, Frame, FrameIter, FrameWriter, ACK_DELAY_UNIT_US, MAX_ACK_RANGES};
+use super::frame::{self, Frame, FrameIter, FrameWriter, ACK_DELAY_UNIT_US};
 use super::handshake::{backoff, HandshakeReject, HsDriver, HsOutcome};
 pub use super::handshake::{Handshake, HsError, Role};
 use super::pacing::Pacer;
 use super::packet::{Header, Packet, PacketType, FLAG_ACK, HEADER_LEN, MAX_PAYLOAD_LEN, TAG_LEN};
-use super::range_set::RangeSet;
 use super::recovery::{is_lost, RttEstimator};
 use super::reject::RejectCode;
 use super::send_buf::SendBuf;
@@ -44,6 +44,8 @@ pub const MAX_EVENTS: usize = 16;
 pub const MAX_CLOSE_SENDS: u8 = 8;
 /// CLOSE code of a normal close.
 pub const CLOSE_NORMAL: u16 = 0;
+/// Packets a tail-loss probe sends (RFC 9002 §6.2.4 allows two).
+pub const PROBE_PACKETS: u8 = 2;
 /// CLOSE code when packet numbers are exhausted.
 pub const CLOSE_PN_EXHAUSTED: u16 = 1;
 
@@ -128,12 +130,7 @@ pub struct Connection<H: Handshake> {
     // receive-side packet state
     next_pn: u32,
     replay: ReplayWindow,
-    recv_pns: RangeSet,
-    largest_recv: Option<(u32, Instant)>,
-    ack_new: bool,
-    ack_eliciting_since_ack: u32,
-    ack_deadline: Option<Instant>,
-    ack_immediate: bool,
+    acks: AckState,
 
     // send-side recovery and congestion state
     sent: SentPackets,
@@ -146,11 +143,12 @@ pub struct Connection<H: Handshake> {
     rto_backoff: u32,
     /// A tail-loss probe went out and nothing new was acknowledged since.
     tlp_sent: bool,
-    /// The next ack-eliciting packet is a probe (may exceed the window).
-    probe_pending: bool,
+    /// Probe packets still to send (they may exceed the window).
+    probes_left: u8,
     last_eliciting_sent: Option<Instant>,
     app_limited: bool,
     scratch_pns: Vec<u32>,
+    scratch_acked: Vec<u32>,
 
     // stream and flow control
     send_buf: SendBuf,
@@ -199,7 +197,7 @@ struct AckAcc {
 impl<H: Handshake> Connection<H> {
     fn new(config: Config, role: Role, session_id: u64, hs: H, now: Instant) -> Self {
         let mss = Config::MSS;
-        let cc = Reno::new(
+        let cc = config.congestion.build(
             mss,
             config.initial_window_packets.saturating_mul(mss),
             config.min_window_packets.saturating_mul(mss),
@@ -226,25 +224,21 @@ impl<H: Handshake> Connection<H> {
             confirmed: false,
             next_pn: 0,
             replay: ReplayWindow::new(),
-            recv_pns: RangeSet::new(),
-            largest_recv: None,
-            ack_new: false,
-            ack_eliciting_since_ack: 0,
-            ack_deadline: None,
-            ack_immediate: false,
+            acks: AckState::new(),
             sent: SentPackets::new(),
             largest_acked: None,
             rtt: RttEstimator::new(config.initial_rtt),
-            cc: Box::new(cc),
+            cc,
             pacer,
             pacing_at: None,
             loss_time: None,
             rto_backoff: 0,
             tlp_sent: false,
-            probe_pending: false,
+            probes_left: 0,
             last_eliciting_sent: None,
             app_limited: true,
             scratch_pns: Vec::new(),
+            scratch_acked: Vec::new(),
             send_buf: SendBuf::new(config.send_buffer),
             peer_max_data: INITIAL_MAX_DATA,
             assembler: Assembler::new(config.effective_recv_window()),
@@ -474,9 +468,10 @@ impl<H: Handshake> Connection<H> {
         Some(last + backoff(self.rto(), self.rto_backoff, self.config.max_rto))
     }
 
-    /// When to send a tail-loss probe (RFC 8985 §7): `2·srtt + max_ack_delay`
-    /// after the last ack-eliciting packet, once per flight, and only while
-    /// that comes before the RTO (which then runs from the probe).
+    /// When to send a tail-loss probe (RFC 8985 §7.2): `2·srtt` after the last
+    /// ack-eliciting packet, plus `max_ack_delay` when only one packet is in
+    /// flight; once per flight, and only while that comes before the RTO
+    /// (which then runs from the probe).
     fn probe_deadline(&self) -> Option<Instant> {
         if self.tlp_sent
             || self.rto_backoff > 0
@@ -487,7 +482,13 @@ impl<H: Handshake> Connection<H> {
             return None;
         }
         let last = self.last_eliciting_sent?;
-        let pto = self.rtt.srtt() * 2 + self.config.max_ack_delay;
+        // RFC 8985 §7.2: 2·SRTT, plus the worst-case delayed ACK only when a
+        // single packet is in flight (with two or more the receiver's every-
+        // second-packet rule answers without delay).
+        let mut pto = self.rtt.srtt() * 2;
+        if self.sent.len() == 1 {
+            pto += self.config.max_ack_delay;
+        }
         (pto < self.rto()).then(|| last + pto)
     }
 
@@ -526,9 +527,7 @@ impl<H: Handshake> Connection<H> {
             add(self.loss_time);
             add(self.probe_deadline());
             add(self.rto_deadline());
-            if self.ack_new && !self.ack_immediate {
-                add(self.ack_deadline);
-            }
+            add(self.acks.timer());
             add(self.pacing_at);
             add(Some(self.last_recv + self.config.idle_timeout));
             add(self.keepalive_deadline());
@@ -579,10 +578,7 @@ impl<H: Handshake> Connection<H> {
         } else if self.rto_deadline().is_some_and(|t| t <= now) {
             self.on_rto(now);
         }
-        if self.ack_deadline.is_some_and(|t| t <= now) {
-            self.ack_deadline = None;
-            self.ack_immediate = true;
-        }
+        self.acks.on_timeout(now);
         if self.pacing_at.is_some_and(|t| t <= now) {
             self.pacing_at = None;
         }
@@ -592,20 +588,23 @@ impl<H: Handshake> Connection<H> {
         self.maybe_start_close(now);
     }
 
-    /// The tail of the flight went unacknowledged for `2·srtt`: send one
-    /// packet beyond the window — new data if there is any, else the newest
-    /// packet's stream data again, else a PING — so that its acknowledgement
-    /// lets packet- or time-threshold detection find the loss instead of the
-    /// RTO. Nothing is declared lost and the window is unchanged here; a loss
-    /// the probe reveals is a normal congestion event.
+    /// The tail of the flight went unacknowledged for the probe timeout: send
+    /// [`PROBE_PACKETS`] packets beyond the window, each asking for an
+    /// immediate ACK — new data if there is any, else the stream data of the
+    /// newest packets again, else a PING — so that their acknowledgement lets
+    /// packet- or time-threshold detection find the loss instead of the RTO.
+    /// Two probes, because one and its ACK are both lost often enough under
+    /// heavy loss to leave the RTO as the only way out. Nothing is declared
+    /// lost and the window is unchanged here; a loss the probes reveal is a
+    /// normal congestion event.
     fn on_probe_timeout(&mut self) {
         self.tlp_sent = true;
-        self.probe_pending = true;
+        self.probes_left = PROBE_PACKETS;
         self.stats.tlp_count += 1;
         if self.send_buf.has_sendable(self.peer_max_data) {
             return;
         }
-        if let Some((off, len)) = self.sent.newest().and_then(|(_, p)| p.stream) {
+        for (off, len) in self.sent.newest_streams(usize::from(PROBE_PACKETS)) {
             self.send_buf.lost(off, u64::from(len));
         }
         if !self.send_buf.has_sendable(self.peer_max_data) {
@@ -756,11 +755,7 @@ impl<H: Handshake> Connection<H> {
         let rx = self.rx_key.as_ref().ok_or(DropReason::NoKeys)?;
         self.replay.check(h.pn)?;
         let mut scratch = [0u8; MAX_PAYLOAD_LEN];
-        let ct = scratch
-            .get_mut(..payload.len())
-            .ok_or(DropReason::Oversized)?;
-        ct.copy_from_slice(payload);
-        let plain = rx.open(h.pn, header, ct)?;
+        let plain = rx.open(h.pn, header, payload, &mut scratch)?;
         let eliciting = self.validate_frames(h, plain)?;
 
         // Authenticated and well formed: from here on the packet counts.
@@ -817,6 +812,7 @@ impl<H: Handshake> Connection<H> {
                     self.peer_max_data = self.peer_max_data.max(m);
                 }
                 Frame::Close { code, .. } => peer_close = Some(code),
+                Frame::ImmediateAck => self.acks.request_immediate(),
                 Frame::Ping | Frame::Ack { .. } => {}
             }
         }
@@ -863,7 +859,7 @@ impl<H: Handshake> Connection<H> {
                     }
                     self.assembler.check(offset, data.len())?;
                 }
-                Frame::Ping | Frame::MaxData(_) | Frame::Close { .. } => {}
+                Frame::Ping | Frame::ImmediateAck | Frame::MaxData(_) | Frame::Close { .. } => {}
             }
         }
         if streams > 1 || acks > 1 {
@@ -873,48 +869,37 @@ impl<H: Handshake> Connection<H> {
     }
 
     fn on_packet_received(&mut self, now: Instant, pn: u32, eliciting: bool) {
-        self.recv_pns.insert(u64::from(pn), u64::from(pn) + 1);
-        while self.recv_pns.len() > MAX_ACK_RANGES {
-            self.recv_pns.pop_lowest();
-        }
-        match self.largest_recv {
-            Some((l, _)) if pn < l => {
-                // Fills a gap: tell the sender at once.
-                if eliciting {
-                    self.ack_immediate = true;
-                }
-            }
-            Some((l, _)) => {
-                if pn != l.saturating_add(1) && eliciting {
-                    // A gap opened: the sender should learn of it quickly.
-                    self.ack_immediate = true;
-                }
-                self.largest_recv = Some((pn, now));
-            }
-            None => self.largest_recv = Some((pn, now)),
-        }
-        if eliciting {
-            self.ack_new = true;
-            self.ack_eliciting_since_ack += 1;
-            if self.ack_eliciting_since_ack >= self.config.ack_eliciting_threshold {
-                self.ack_immediate = true;
-            } else if self.ack_deadline.is_none() {
-                self.ack_deadline = Some(now + self.config.max_ack_delay);
-            }
-        }
+        let threshold = self.config.ack_eliciting_threshold;
+        let max_delay = self.config.max_ack_delay;
+        self.acks
+            .on_packet(now, pn, eliciting, threshold, max_delay);
     }
 
-    fn ack_range(&mut self, now: Instant, lo: u32, hi: u32, acc: &mut AckAcc) {
-        while let Some(pn) = self.sent.first_in(lo, hi) {
+    /// Apply the acknowledgement of every tracked packet in `lo..=hi` whose
+    /// bit is set in `mask` (bit i = `hi - i`; `None`: all of them).
+    fn ack_range(&mut self, now: Instant, lo: u32, hi: u32, mask: Option<u64>, acc: &mut AckAcc) {
+        let mut pns = core::mem::take(&mut self.scratch_acked);
+        pns.clear();
+        pns.extend(
+            self.sent
+                .numbers_in(lo, hi)
+                .filter(|pn| mask.is_none_or(|m| m >> (hi - pn) & 1 == 1)),
+        );
+        for &pn in pns.iter() {
             let Some(p) = self.sent.remove(pn) else {
-                break;
+                continue;
             };
             acc.any = true;
             if acc.newly_largest.is_none_or(|(l, _)| pn > l) {
                 acc.newly_largest = Some((pn, p.time_sent));
             }
-            self.cc
-                .on_ack(now, p.time_sent, u64::from(p.size), self.app_limited);
+            self.cc.on_ack(
+                now,
+                p.time_sent,
+                u64::from(p.size),
+                self.app_limited,
+                self.rtt.srtt(),
+            );
             if let Some((off, len)) = p.stream {
                 let freed = self.send_buf.ack(off, u64::from(len));
                 if freed > 0 && self.writable_wanted {
@@ -924,9 +909,10 @@ impl<H: Handshake> Connection<H> {
             }
             if let Some(l) = p.largest_ack {
                 // The peer saw our acknowledgement up to `l`: stop repeating it.
-                self.recv_pns.remove_below(u64::from(l) + 1);
+                self.acks.on_ack_acked(l);
             }
         }
+        self.scratch_acked = pns;
     }
 
     fn on_ack_received(
@@ -938,19 +924,14 @@ impl<H: Handshake> Connection<H> {
         let mut acc = AckAcc::default();
         let mut largest: Option<u32> = None;
         if h.flags & FLAG_ACK != 0 {
+            // `ack` and the 32 numbers below it, in one pass over what is in flight.
             largest = Some(h.ack);
-            self.ack_range(now, h.ack, h.ack, &mut acc);
-            for i in 0..32u32 {
-                if h.ack_bits & (1 << i) != 0 {
-                    if let Some(pn) = h.ack.checked_sub(i + 1) {
-                        self.ack_range(now, pn, pn, &mut acc);
-                    }
-                }
-            }
+            let mask = 1 | (u64::from(h.ack_bits) << 1);
+            self.ack_range(now, h.ack.saturating_sub(32), h.ack, Some(mask), &mut acc);
         }
         if let Some((_, ranges)) = frame {
             for (hi, lo) in ranges.iter() {
-                self.ack_range(now, lo, hi, &mut acc);
+                self.ack_range(now, lo, hi, None, &mut acc);
             }
             if let Some(l) = ranges.largest() {
                 largest = Some(largest.map_or(l, |x| x.max(l)));
@@ -959,18 +940,23 @@ impl<H: Handshake> Connection<H> {
         let Some(largest) = largest else {
             return;
         };
+        self.largest_acked = Some(self.largest_acked.map_or(largest, |x| x.max(largest)));
         if acc.any {
             self.rto_backoff = 0;
             self.tlp_sent = false;
+            self.probes_left = 0;
+            let mut sample = None;
             if let (Some((pn, sent)), Some((delay, _))) = (acc.newly_largest, frame) {
                 if pn == largest {
                     let delay = Duration::from_micros(u64::from(delay) * ACK_DELAY_UNIT_US)
                         .min(self.config.max_ack_delay);
+                    sample = Some(since(now, sent));
                     self.rtt.update(since(now, sent), delay);
                 }
             }
+            let largest_acked = self.largest_acked.unwrap_or(largest);
+            self.cc.on_ack_end(now, largest_acked, sample);
         }
-        self.largest_acked = Some(self.largest_acked.map_or(largest, |x| x.max(largest)));
         self.detect_lost(now);
     }
 
@@ -1076,18 +1062,6 @@ impl<H: Handshake> Connection<H> {
         Some(n)
     }
 
-    fn ack_bits(&self, largest: u32) -> u32 {
-        let mut bits = 0u32;
-        for i in 0..32u32 {
-            if let Some(pn) = largest.checked_sub(i + 1) {
-                if self.recv_pns.contains(u64::from(pn)) {
-                    bits |= 1 << i;
-                }
-            }
-        }
-        bits
-    }
-
     fn emit_data(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         if self.next_pn == u32::MAX {
             return None; // never reuse a nonce
@@ -1099,7 +1073,7 @@ impl<H: Handshake> Connection<H> {
         let window = self.cc.window();
         let in_flight = self.sent.bytes_in_flight();
         let cwnd_room = in_flight + MAX_DATAGRAM as u64 <= window;
-        let probe = self.probe_pending && eliciting_wanted;
+        let probe = self.probes_left > 0 && eliciting_wanted;
         let mut may_elicit =
             eliciting_wanted && (cwnd_room || probe) && self.sent.len() < MAX_SENT_PACKETS;
         if eliciting_wanted && !cwnd_room {
@@ -1125,8 +1099,7 @@ impl<H: Handshake> Connection<H> {
                 None => self.pacing_at = None,
             }
         }
-        let ack_due =
-            self.ack_new && (self.ack_immediate || self.ack_deadline.is_some_and(|d| d <= now));
+        let ack_due = self.acks.is_due(now);
         if !may_elicit && !ack_due && !wants_close {
             return None;
         }
@@ -1150,16 +1123,11 @@ impl<H: Handshake> Connection<H> {
         if wants_close && w.close(self.close_code, self.close_label) {
             has_close = true;
         }
-        if self.ack_new || wants_close {
-            if let Some((largest, t)) = self.largest_recv {
+        if self.acks.pending() || wants_close {
+            if let Some((largest, t)) = self.acks.largest() {
                 let delay_units = since(now, t).total_micros() / ACK_DELAY_UNIT_US;
                 let delay = u16::try_from(delay_units).unwrap_or(u16::MAX);
-                let ranges = self
-                    .recv_pns
-                    .iter()
-                    .rev()
-                    .map(|r| (r.end.saturating_sub(1) as u32, r.start as u32));
-                if w.ack(delay, ranges) {
+                if w.ack(delay, self.acks.ranges()) {
                     has_ack_frame = true;
                     sp.largest_ack = Some(largest);
                 }
@@ -1176,8 +1144,14 @@ impl<H: Handshake> Connection<H> {
                 sp.max_data = true;
                 eliciting = true;
             }
+            // A tail-loss probe asks for an immediate ACK (its answer is what
+            // lets loss detection find the lost tail).
+            let ask_now = probe;
             if has_data {
-                let room = w.remaining().saturating_sub(frame::STREAM_OVERHEAD);
+                let reserve = usize::from(ask_now);
+                let room = w
+                    .remaining()
+                    .saturating_sub(frame::STREAM_OVERHEAD + reserve);
                 if let Some(chunk) = self.send_buf.next_chunk(room, self.peer_max_data) {
                     let send_buf = &self.send_buf;
                     if w.stream_with(chunk.offset, chunk.len, |dst| {
@@ -1197,6 +1171,9 @@ impl<H: Handshake> Connection<H> {
                     }
                 }
             }
+            if eliciting && ask_now && w.immediate_ack() {
+                self.stats.immediate_acks_requested += 1;
+            }
         }
         if !eliciting && !has_ack_frame && !has_close {
             return None;
@@ -1204,8 +1181,8 @@ impl<H: Handshake> Connection<H> {
 
         let plain_len = w.len();
         let ct_len = plain_len + TAG_LEN;
-        let (flags, ack, ack_bits) = match self.largest_recv {
-            Some((l, _)) => (FLAG_ACK, l, self.ack_bits(l)),
+        let (flags, ack, ack_bits) = match self.acks.largest() {
+            Some((l, _)) => (FLAG_ACK, l, self.acks.bits(l)),
             None => (0, 0, 0),
         };
         let h = Header {
@@ -1229,10 +1206,7 @@ impl<H: Handshake> Connection<H> {
         self.stats.packets_sent += 1;
         self.stats.bytes_sent += total as u64;
         if has_ack_frame {
-            self.ack_new = false;
-            self.ack_eliciting_since_ack = 0;
-            self.ack_deadline = None;
-            self.ack_immediate = false;
+            self.acks.on_ack_sent();
         }
         if has_close {
             self.close_frame_pending = false;
@@ -1241,9 +1215,10 @@ impl<H: Handshake> Connection<H> {
         if eliciting {
             sp.size = total as u16;
             self.sent.insert(pn, sp);
+            self.cc.on_sent(now, pn, total as u64);
             self.last_eliciting_sent = Some(now);
             self.last_activity_sent = now;
-            self.probe_pending = false;
+            self.probes_left = self.probes_left.saturating_sub(1);
             self.pacer.on_transmit(total as u64);
             if retransmit {
                 self.stats.packets_retransmitted += 1;

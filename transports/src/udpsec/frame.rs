@@ -12,6 +12,7 @@
 //! | 0x03 | STREAM   | `offset:u64`, `len:u16` (≥ 1), `data[len]` |
 //! | 0x04 | MAX_DATA | `max:u64` |
 //! | 0x05 | CLOSE    | `code:u16`, `rlen:u8` (≤ 32), `reason[rlen]` (`[A-Za-z0-9._-]`) |
+//! | 0x06 | IMMEDIATE_ACK | — (acknowledge this packet without delay) |
 
 use super::stats::DropReason;
 
@@ -25,6 +26,8 @@ pub const STREAM: u8 = 0x03;
 pub const MAX_DATA: u8 = 0x04;
 /// CLOSE frame type.
 pub const CLOSE: u8 = 0x05;
+/// IMMEDIATE_ACK frame type (as in draft-ietf-quic-ack-frequency).
+pub const IMMEDIATE_ACK: u8 = 0x06;
 
 /// Most ranges in one ACK frame.
 pub const MAX_ACK_RANGES: usize = 16;
@@ -88,6 +91,8 @@ pub enum Frame<'a> {
     },
     /// The receiver accepts stream bytes below `max`.
     MaxData(u64),
+    /// The sender asks for an acknowledgement without delay (ack-eliciting).
+    ImmediateAck,
     /// Connection close with a code and a short reason label.
     Close {
         /// 0 = normal close.
@@ -150,6 +155,7 @@ impl<'a> FrameIter<'a> {
     fn parse_one(&mut self) -> Result<Frame<'a>, DropReason> {
         match self.r.u8()? {
             PING => Ok(Frame::Ping),
+            IMMEDIATE_ACK => Ok(Frame::ImmediateAck),
             ACK => {
                 let delay = self.r.u16()?;
                 let n = usize::from(self.r.u8()?);
@@ -266,6 +272,15 @@ impl<'a> FrameWriter<'a> {
         true
     }
 
+    /// IMMEDIATE_ACK.
+    pub fn immediate_ack(&mut self) -> bool {
+        if self.remaining() < 1 {
+            return false;
+        }
+        self.put(&[IMMEDIATE_ACK]);
+        true
+    }
+
     /// ACK with `ranges` as `(hi, lo)` highest first (at most [`MAX_ACK_RANGES`] used).
     pub fn ack(&mut self, delay: u16, ranges: impl Iterator<Item = (u32, u32)> + Clone) -> bool {
         let n = ranges.clone().take(MAX_ACK_RANGES).count();
@@ -361,9 +376,13 @@ mod tests {
         assert!(w.stream(1000, b"hello"));
         assert!(w.max_data(65536));
         assert!(w.close(0, "done"));
+        assert!(w.immediate_ack());
         let n = w.len();
         let frames: Vec<_> = FrameIter::new(&buf[..n]).collect::<Result<_, _>>().unwrap();
-        assert_eq!(frames.len(), 5);
+        assert_eq!(frames.len(), 6);
+        assert_eq!(frames[5], Frame::ImmediateAck);
+        assert!(frames[5].is_ack_eliciting());
+        assert_eq!(buf[n - 1], 0x06);
         assert_eq!(frames[0], Frame::Ping);
         match frames[1] {
             Frame::Ack { delay, ranges } => {

@@ -14,6 +14,7 @@
 //! many connections by session id. The wire format is specified byte by byte
 //! in `docs/protocol.md`.
 
+pub mod ack;
 pub mod assembler;
 pub mod config;
 pub mod congestion;
@@ -34,6 +35,7 @@ pub mod stats;
 pub mod transport;
 
 pub use config::Config;
+pub use congestion::CongestionControl;
 pub use connection::{CloseReason, Connection, Event, Role};
 pub use endpoint::{Endpoint, EndpointConfig, EndpointError, EndpointStats};
 pub use handshake::{Handshake, HsError, SessionKeys};

@@ -57,7 +57,9 @@ impl SendBuf {
     /// Append as much of `bytes` as fits; returns how many were taken.
     pub fn write(&mut self, bytes: &[u8]) -> usize {
         let n = bytes.len().min(self.free());
-        self.data.extend(bytes.iter().take(n));
+        if let Some(b) = bytes.get(..n) {
+            self.data.extend(b);
+        }
         n
     }
 

@@ -55,14 +55,24 @@ impl SentPackets {
         Some(p)
     }
 
-    /// The lowest tracked packet number in `lo..=hi`.
-    pub fn first_in(&self, lo: u32, hi: u32) -> Option<u32> {
-        self.map.range(lo..=hi).next().map(|(pn, _)| *pn)
+    /// Tracked packet numbers in `lo..=hi`, in order.
+    pub fn numbers_in(&self, lo: u32, hi: u32) -> impl Iterator<Item = u32> + '_ {
+        // BTreeMap::range panics on lo > hi: ask for nothing then.
+        let (lo, hi) = if lo <= hi { (lo, hi) } else { (1, 0) };
+        self.map
+            .range(lo..)
+            .take_while(move |(pn, _)| **pn <= hi)
+            .map(|(pn, _)| *pn)
     }
 
     /// The highest tracked packet number and its packet.
     pub fn newest(&self) -> Option<(u32, &SentPacket)> {
         self.map.iter().next_back().map(|(pn, p)| (*pn, p))
+    }
+
+    /// Stream ranges of the (at most) `n` newest packets that carried stream data.
+    pub fn newest_streams(&self, n: usize) -> impl Iterator<Item = (u64, u16)> + '_ {
+        self.map.values().rev().filter_map(|p| p.stream).take(n)
     }
 
     /// The lowest tracked packet number and its packet.

@@ -178,6 +178,8 @@ pub struct Stats {
     pub packets_retransmitted: u64,
     /// Pure acknowledgement packets sent.
     pub acks_sent: u64,
+    /// Packets that carried IMMEDIATE_ACK (the flight's last before a full window).
+    pub immediate_acks_requested: u64,
     /// Handshake messages re-sent.
     pub handshake_retransmits: u64,
     /// Tail-loss probes sent (probe timer fired before the RTO).
