@@ -16,7 +16,7 @@ use crate::slirp::{Slirp, SlirpStation};
 
 /// Smallest simulated-time step (guarantees progress when a deadline is "now").
 pub const MIN_STEP: Duration = Duration::from_micros(50);
-/// Largest step when nothing is scheduled.
+/// Largest step when nothing is scheduled (default of `NodeSim::max_step`).
 pub const MAX_STEP: Duration = Duration::from_millis(10);
 
 /// One node event with when and where it happened, and its position in
@@ -53,6 +53,9 @@ pub struct NodeSim {
     seq: u64,
     /// Nodes not polled (switched off).
     pub stopped: Vec<bool>,
+    /// Largest step when nothing is scheduled: long runs raise it, which
+    /// also checks that every node reports its deadlines in `poll_at`.
+    pub max_step: Duration,
 }
 
 /// The self-test of a node with `cfg`, its services published on `node`.
@@ -119,9 +122,21 @@ impl NodeSim {
         ids: &[&str],
         wire_cfg: WireConfig,
         seed: u64,
+        tweak: impl FnMut(usize, NodeConfig) -> NodeConfig,
+    ) -> Self {
+        Self::with_stations(ids, ids.len() + 1, wire_cfg, seed, tweak)
+    }
+
+    /// Like `with`, on a wire of `stations` stations (slirp and the nodes
+    /// take the first `ids.len() + 1`; the rest are for the test).
+    pub fn with_stations(
+        ids: &[&str],
+        stations: usize,
+        wire_cfg: WireConfig,
+        seed: u64,
         mut tweak: impl FnMut(usize, NodeConfig) -> NodeConfig,
     ) -> Self {
-        let wire = Wire::new(ids.len() + 1, wire_cfg, seed);
+        let wire = Wire::new(stations.max(ids.len() + 1), wire_cfg, seed);
         let now = Instant::ZERO;
         let slirp = SlirpStation::new(Slirp::restrict_on(), wire.device(0));
         let mut nodes: Vec<Node<SimDevice>> = ids
@@ -147,6 +162,7 @@ impl NodeSim {
             tlog: Vec::new(),
             seq: 0,
             stopped: vec![false; ids.len()],
+            max_step: MAX_STEP,
         }
     }
 
@@ -158,7 +174,18 @@ impl NodeSim {
         seed: u64,
         tweak: impl FnMut(usize, NodeConfig) -> NodeConfig,
     ) -> Self {
-        let mut sim = Self::with(ids, wire_cfg, seed, tweak);
+        Self::bare_with_stations(ids, ids.len() + 1, wire_cfg, seed, tweak)
+    }
+
+    /// [`NodeSim::bare`] on a wire of `stations` stations.
+    pub fn bare_with_stations(
+        ids: &[&str],
+        stations: usize,
+        wire_cfg: WireConfig,
+        seed: u64,
+        tweak: impl FnMut(usize, NodeConfig) -> NodeConfig,
+    ) -> Self {
+        let mut sim = Self::with_stations(ids, stations, wire_cfg, seed, tweak);
         for (i, id) in ids.iter().enumerate() {
             // Fresh nodes: `with` published the self-test's services.
             let cfg = sim.nodes[i].config().clone();
@@ -220,7 +247,7 @@ impl NodeSim {
                 });
             }
         }
-        let mut next = self.now + MAX_STEP;
+        let mut next = self.now + self.max_step;
         for (i, n) in self.nodes.iter_mut().enumerate() {
             if self.stopped[i] {
                 continue;
@@ -233,6 +260,13 @@ impl NodeSim {
             next = next.min(t);
         }
         self.now = next.max(self.now + MIN_STEP);
+    }
+
+    /// Adds a node without a self-test (on station `i + 1` of the wire).
+    pub fn push_node_bare(&mut self, node: Node<SimDevice>) {
+        self.apps.push(None);
+        self.nodes.push(node);
+        self.stopped.push(false);
     }
 
     /// Steps until `done(self)` or `limit` of simulated time passed; returns whether done.

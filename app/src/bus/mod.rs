@@ -6,16 +6,19 @@
 //! - [`channel`]: the byte-stream view services are written against;
 //! - [`codec`]: length-prefixed postcard messages over a channel.
 //! - [`rpc`]: typed, pipelined request/response with ids and deadlines.
-//! - [`sd`], [`ping`]: the built-in RPC services (directory, echo).
+//! - [`sd`]: the built-in service directory (an RPC service);
 //! - [`blob`]: the data plane (put/get/stat of named blobs, resumable,
 //!   BLAKE2s-checked) and its bounded RAM store.
 //!
 //! Wire formats: `docs/protocol.md`, "Services: framing, RPC, directory, blob".
 //!
-//! Driving them (the node): one state machine per channel, polled on every
-//! loop with `now` and the channel as a [`channel::ChannelIo`]
-//! ([`channel::MuxChannel`]), woken at the latest at its `poll_at()`:
-//! - accepted RPC channel (`sd`, `ping`, an application's): [`rpc::RpcServer`],
+//! Driving them: one state machine per channel, polled on every loop with
+//! `now` and the channel as a [`channel::ChannelIo`]
+//! ([`channel::MuxChannel`]), woken at the latest at its `poll_at()`. The
+//! node does this itself for `ping` (byte echo), `sd`, `blob` and the
+//! application's `Node::call` / `blob_put` / `blob_get`; an application
+//! serving RPC on a service of its own does it with `Node::channel`:
+//! - accepted RPC channel (`sd`, an application's): [`rpc::RpcServer`],
 //!   `poll` → [`rpc::Incoming`] → `respond`; drop it once `status()` is not
 //!   `Open`;
 //! - accepted `blob` channel: [`blob::BlobServer::poll`] with the node's one

@@ -19,10 +19,10 @@ use serde::Serialize;
 use smoltcp::phy::Device;
 use smoltcp::time::Duration;
 
-use super::owned::{CallId, Calls, Owned, TransferId, Transferred};
+use super::owned::{CallId, Calls, Owned, Suspended, TransferId, Transferred};
 use super::requests::Progress;
 use super::Node;
-use crate::bus::blob::{BlobError, BlobGet, BlobPut, BlobStore, StoreConfig, BLOB_SERVICE};
+use crate::bus::blob::{valid_name, BlobError, BlobStore, GetResume, StoreConfig};
 use crate::bus::rpc::RpcError;
 use crate::bus::{codec, ApiError};
 use dsb_transports::mux::ServiceName;
@@ -47,20 +47,21 @@ impl<D: Device> Node<D> {
         let now = bus.last_poll;
         let s = bus.sessions.get_mut(peer).ok_or(ApiError::NoSession)?;
         let open = s.owned.iter().position(|(_, o)| match o {
-            Owned::Calls(c) => c.service == name && c.has_room(),
+            Owned::Calls(c) => c.service == name && c.usable(),
             _ => false,
         });
         let i = match open {
             Some(i) => i,
             None => {
                 let ch = s.mux.open(service)?;
-                s.owned.push((ch, Owned::Calls(alloc::boxed::Box::new(Calls::new(name)))));
+                s.owned
+                    .push((ch, Owned::Calls(alloc::boxed::Box::new(Calls::new(name)))));
                 s.owned.len() - 1
             }
         };
         let id = bus.requests.new_call();
         let result = match s.owned.get_mut(i) {
-            Some((_, Owned::Calls(c))) => c.call(id, body, now, now + timeout),
+            Some((_, Owned::Calls(c))) => c.call(id, body, now + timeout),
             _ => Err(RpcError::ChannelClosed),
         };
         match result {
@@ -101,16 +102,23 @@ impl<D: Device> Node<D> {
     }
 
     /// Uploads `data` as `name` into `peer`'s blob store. Hash-checked by
-    /// the peer before it stores it; continues after a lost session.
+    /// the peer before it stores it. Transfers to one peer run one after
+    /// the other; one whose session ends continues on the next.
     pub fn blob_put(
         &mut self,
         peer: &DeviceId,
         name: &str,
         data: Vec<u8>,
     ) -> Result<TransferId, ApiError> {
+        if !valid_name(name) {
+            return Err(ApiError::InvalidName);
+        }
         let size = data.len() as u64;
-        let put = BlobPut::new(name, data).map_err(blob_api_error)?;
-        self.start_transfer(peer, Some(size), |id| Owned::Put(id, put))
+        let what = Suspended::Put {
+            name: name.into(),
+            data,
+        };
+        self.queue_transfer(peer, what, Some(size))
     }
 
     /// Downloads `name` from `peer`'s blob store, refusing blobs larger
@@ -121,25 +129,33 @@ impl<D: Device> Node<D> {
         name: &str,
         cap: usize,
     ) -> Result<TransferId, ApiError> {
-        let get = BlobGet::new(name, cap).map_err(blob_api_error)?;
-        self.start_transfer(peer, None, |id| Owned::Get(id, get, cap))
+        if !valid_name(name) {
+            return Err(ApiError::InvalidName);
+        }
+        let what = Suspended::Get {
+            resume: GetResume {
+                name: name.into(),
+                ..GetResume::default()
+            },
+            cap,
+        };
+        self.queue_transfer(peer, what, None)
     }
 
-    fn start_transfer(
+    fn queue_transfer(
         &mut self,
         peer: &DeviceId,
+        what: Suspended,
         total: Option<u64>,
-        make: impl FnOnce(TransferId) -> Owned,
     ) -> Result<TransferId, ApiError> {
         let bus = self.bus.as_mut().ok_or(ApiError::NotReady)?;
         if !bus.requests.has_room_for_transfer() {
             return Err(ApiError::Busy);
         }
-        let s = bus.sessions.get_mut(peer).ok_or(ApiError::NoSession)?;
-        let ch = s.mux.open(BLOB_SERVICE)?;
-        let id = bus.requests.new_transfer(*peer, total);
-        s.owned.push((ch, make(id)));
-        Ok(id)
+        if bus.sessions.get(peer).is_none() {
+            return Err(ApiError::NoSession);
+        }
+        Ok(bus.requests.new_transfer(*peer, what, total))
     }
 
     /// How far transfer `id` got.
@@ -176,12 +192,5 @@ impl<D: Device> Node<D> {
         if self.store.is_none() {
             self.store = Some(BlobStore::new(cfg));
         }
-    }
-}
-
-fn blob_api_error(e: BlobError) -> ApiError {
-    match e {
-        BlobError::TooLarge => ApiError::TooLarge,
-        _ => ApiError::InvalidName,
     }
 }

@@ -111,10 +111,17 @@ impl Dialer {
         self.udpsec_failed.retain(|p| p != peer);
     }
 
-    /// Earliest attempt deadline or backoff expiry.
-    pub fn poll_at(&self) -> Option<Instant> {
+    /// Earliest attempt deadline or backoff expiry still ahead. (An expired
+    /// backoff needs no wake-up: `dial` runs on every poll. Reporting it
+    /// would keep the node from ever sleeping.)
+    pub fn poll_at(&self, now: Instant) -> Option<Instant> {
         let a = self.attempts.iter().filter_map(|a| a.deadline).min();
-        let b = self.backoff.iter().map(|b| b.next).min();
+        let b = self
+            .backoff
+            .iter()
+            .map(|b| b.next)
+            .filter(|t| *t > now)
+            .min();
         match (a, b) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -299,9 +306,9 @@ impl Dialer {
         });
     }
 
-    /// Drops expired timers that reached the maximum delay (a later failure starts over).
+    /// Forgets timers that expired longer than `reconnect_max` ago (a
+    /// later failure starts over from `reconnect_min`).
     pub fn tidy(&mut self, now: Instant, cfg: &NodeConfig) {
-        self.backoff
-            .retain(|b| b.next > now || b.delay < cfg.reconnect_max);
+        self.backoff.retain(|b| b.next + cfg.reconnect_max > now);
     }
 }

@@ -26,11 +26,11 @@
 pub mod admission;
 mod api;
 mod api_requests;
-mod owned;
-mod requests;
 pub mod dialer;
 pub mod discovery_io;
 pub mod event;
+mod owned;
+mod requests;
 pub mod sessions;
 mod transports;
 
@@ -60,8 +60,8 @@ pub use event::{
     BlobServed, BusFailure, Direction, DownReason, FallbackReason, NodeEvent, EVENT_QUEUE_CAP,
 };
 pub use owned::{CallId, TransferId, Transferred};
-pub use requests::{Progress, MAX_CALLS, MAX_TRANSFERS, RESUME_WINDOW};
 use requests::{Finished, Requests};
+pub use requests::{Progress, MAX_ATTEMPTS, MAX_CALLS, MAX_TRANSFERS, RESUME_WINDOW};
 pub use sessions::SessionStats;
 use sessions::Sessions;
 use transports::Transports;
@@ -269,7 +269,7 @@ impl<D: Device> Node<D> {
         if let Some(b) = &self.bus {
             min(Some(b.discovery.poll_at()));
             min(b.transports.poll_at());
-            min(b.dialer.poll_at());
+            min(b.dialer.poll_at(now));
             min(b.sessions.poll_at());
             min(b.requests.poll_at());
         }
@@ -468,8 +468,8 @@ impl<D: Device> Node<D> {
             events,
         );
 
-        // 5. Results of calls and transfers; suspended transfers continue
-        //    on a new session (and ask the dialer for one).
+        // 5. Results of calls and transfers; waiting transfers start or
+        //    continue (and ask the dialer for a session they need).
         let mut tell = |f: Finished| {
             events.push(match f {
                 Finished::Call(id) => NodeEvent::CallDone(id),
@@ -480,7 +480,7 @@ impl<D: Device> Node<D> {
                 },
             })
         };
-        bus.requests.settle(&mut bus.sessions.done, now, &mut tell);
+        bus.requests.settle(&mut bus.sessions.done, &mut tell);
         bus.requests.resume(&mut bus.sessions, now, &mut tell);
         for peer in bus.requests.waiting_peers() {
             if bus.sessions.get(peer).is_none() {

@@ -5,14 +5,17 @@
 //! with the channel as a `ChannelIo`; what completes is handed back as a
 //! [`Done`].
 
+use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
 use dsb_noise::DeviceId;
 use dsb_transports::mux::{ChannelError, ChannelId, Mux, ServiceName};
 use smoltcp::time::Instant;
 
-use crate::bus::blob::{BlobEvent, BlobGet, BlobPut, BlobServer, BlobStore, GetDone, GetResume, PutDone};
 use crate::bus::blob::BlobError;
+use crate::bus::blob::{
+    BlobEvent, BlobGet, BlobPut, BlobServer, BlobStore, GetDone, GetResume, PutDone,
+};
 use crate::bus::channel::{ChannelIo, MuxChannel};
 use crate::bus::rpc::{self, RpcClient, RpcConfig, RpcError, RpcServer, ServerStatus};
 use crate::bus::{sd, Handler, Services};
@@ -50,8 +53,14 @@ impl Transferred {
 /// A transfer whose session ended: kept to continue on the next session.
 #[derive(Debug)]
 pub(crate) enum Suspended {
-    Put { name: alloc::string::String, data: Vec<u8> },
-    Get { resume: GetResume, cap: usize },
+    Put {
+        name: alloc::string::String,
+        data: Vec<u8>,
+    },
+    Get {
+        resume: GetResume,
+        cap: usize,
+    },
 }
 
 impl Suspended {
@@ -70,18 +79,23 @@ impl Suspended {
 pub(crate) enum Done {
     Call(CallId, Result<Vec<u8>, RpcError>),
     Transfer(TransferId, Result<Transferred, BlobError>),
-    /// The session ended under a transfer: continue it later.
+    /// The channel or session ended under a transfer: continue it later.
     Suspend(TransferId, DeviceId, Suspended),
     /// The blob store served a peer.
     Served(DeviceId, BlobEvent),
 }
 
-/// The calls on one RPC channel.
+/// The calls on one RPC channel: up to [`MAX_CALLS_PER_CHANNEL`] in
+/// flight, the rest waiting in order (the mux allows one channel per
+/// service and direction, so calls to a service share it).
 #[derive(Debug)]
 pub(crate) struct Calls {
     pub service: ServiceName,
     pub client: RpcClient,
     map: heapless::Vec<(rpc::CallId, CallId), MAX_CALLS_PER_CHANNEL>,
+    /// Calls not yet sent: (call, body, deadline). Bounded by the node's
+    /// `MAX_CALLS`.
+    waiting: VecDeque<(CallId, Vec<u8>, Instant)>,
 }
 
 impl Calls {
@@ -90,29 +104,61 @@ impl Calls {
             service,
             client: RpcClient::new(RpcConfig::default()),
             map: heapless::Vec::new(),
+            waiting: VecDeque::new(),
         }
     }
 
-    /// Starts a call; `Err` when the channel's calls are at their cap.
-    pub fn call(
-        &mut self,
-        id: CallId,
-        body: &[u8],
-        now: Instant,
-        deadline: Instant,
-    ) -> Result<(), RpcError> {
-        if self.map.is_full() {
-            return Err(RpcError::TooManyInFlight);
+    /// Queues a call; `Err(TooLarge)` if the body can never go.
+    pub fn call(&mut self, id: CallId, body: &[u8], deadline: Instant) -> Result<(), RpcError> {
+        if body.len() > RpcConfig::default().max_body() {
+            return Err(RpcError::TooLarge);
         }
-        let inner = self.client.call(body.to_vec(), now, deadline)?;
-        // Cannot fail: checked above.
-        let _ = self.map.push((inner, id));
+        self.waiting.push_back((id, body.to_vec(), deadline));
         Ok(())
     }
 
-    /// Whether another call fits on this channel.
-    pub fn has_room(&self) -> bool {
-        !self.map.is_full() && self.client.closed().is_none()
+    /// Whether this channel can take calls (it has not failed).
+    pub fn usable(&self) -> bool {
+        self.client.closed().is_none()
+    }
+
+    /// Sends waiting calls while fewer than the cap are in flight.
+    fn start(&mut self, now: Instant, done: &mut Vec<Done>) {
+        while !self.map.is_full() {
+            let Some((id, body, deadline)) = self.waiting.pop_front() else {
+                break;
+            };
+            if now >= deadline {
+                done.push(Done::Call(id, Err(RpcError::Timeout)));
+                continue;
+            }
+            match self.client.call(body, now, deadline) {
+                // Cannot fail: the map has room.
+                Ok(inner) => {
+                    let _ = self.map.push((inner, id));
+                }
+                Err(e) => done.push(Done::Call(id, Err(e))),
+            }
+        }
+    }
+
+    /// Fails every call, in flight or waiting.
+    fn fail_all(&mut self, why: &RpcError, done: &mut Vec<Done>) {
+        for (_, call) in self.map.drain(..) {
+            done.push(Done::Call(call, Err(why.clone())));
+        }
+        for (call, _, _) in self.waiting.drain(..) {
+            done.push(Done::Call(call, Err(why.clone())));
+        }
+    }
+
+    /// When a waiting call's deadline passes, at the latest.
+    fn poll_at(&self) -> Option<Instant> {
+        let waiting = self.waiting.iter().map(|(_, _, d)| *d).min();
+        match (self.client.poll_at(), waiting) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn take(&mut self, inner: rpc::CallId) -> Option<CallId> {
@@ -189,7 +235,7 @@ impl Owned {
         match self {
             Owned::Echo { .. } | Owned::Directory(_) => None,
             Owned::Blob(b) => b.poll_at(),
-            Owned::Calls(c) => c.client.poll_at(),
+            Owned::Calls(c) => c.poll_at(),
             Owned::Put(_, p) => p.poll_at(),
             Owned::Get(_, g, _) => g.poll_at(),
         }
@@ -202,7 +248,10 @@ impl Owned {
             Owned::Echo { peer_done } => echo(&mut io, peer_done),
             Owned::Directory(server) => {
                 while let Some(req) = server.poll(&mut io) {
-                    let listed = cx.services.iter().map(|p| (p.name.as_str(), p.access.allows(&cx.peer)));
+                    let listed = cx
+                        .services
+                        .iter()
+                        .map(|p| (p.name.as_str(), p.access.allows(&cx.peer)));
                     let _ = server.respond(req.id, sd::answer(&req.body, listed));
                 }
                 // Answers queued by `respond` go out on the next poll.
@@ -220,59 +269,74 @@ impl Owned {
                 server.is_done()
             }
             Owned::Calls(calls) => {
+                calls.start(cx.now, cx.done);
                 while let Some(done) = calls.client.poll(cx.now, &mut io) {
                     if let Some(call) = calls.take(done.call) {
                         cx.done.push(Done::Call(call, done.result));
                     }
+                    calls.start(cx.now, cx.done);
                 }
                 // The channel stays for later calls until it fails.
-                calls.client.closed().is_some() && calls.map.is_empty()
+                if let Some(e) = calls.client.closed().cloned() {
+                    calls.fail_all(&e, cx.done);
+                    return true;
+                }
+                false
             }
-            Owned::Put(tid, put) => match put.poll(cx.now, &mut io) {
-                Some(r) => {
-                    cx.done.push(Done::Transfer(*tid, r.map(Transferred::Put)));
-                    true
+            Owned::Put(tid, put) => {
+                let tid = *tid;
+                match put.poll(cx.now, &mut io) {
+                    None => false,
+                    Some(Err(e)) if interrupted(&e) => self.interrupt(cx),
+                    Some(r) => {
+                        cx.done.push(Done::Transfer(tid, r.map(Transferred::Put)));
+                        true
+                    }
                 }
-                None => false,
-            },
-            Owned::Get(tid, get, _) => match get.poll(cx.now, &mut io) {
-                Some(r) => {
-                    cx.done.push(Done::Transfer(*tid, r.map(Transferred::Get)));
-                    true
+            }
+            Owned::Get(tid, get, _) => {
+                let tid = *tid;
+                match get.poll(cx.now, &mut io) {
+                    None => false,
+                    Some(Err(e)) if interrupted(&e) => self.interrupt(cx),
+                    Some(r) => {
+                        cx.done.push(Done::Transfer(tid, r.map(Transferred::Get)));
+                        true
+                    }
                 }
-                None => false,
-            },
+            }
         }
     }
 
-    /// The peer refused or reset the channel: calls fail, transfers end.
-    pub fn refused(self, why: RpcError, done: &mut Vec<Done>) {
+    /// The transfer's channel went away under it: hand it back to continue
+    /// on a new channel. True (this channel is done).
+    fn interrupt(&mut self, cx: &mut Ctx<'_>) -> bool {
+        let this = core::mem::replace(self, Owned::Echo { peer_done: true });
+        this.session_ended(cx.peer, cx.done);
+        true
+    }
+
+    /// The peer refused the channel: calls fail; a transfer fails if the
+    /// policy or the service is the reason, else (no free channel) it waits
+    /// to try again.
+    pub fn refused(self, why: RpcError, peer: DeviceId, done: &mut Vec<Done>) {
         match self {
-            Owned::Calls(mut calls) => {
-                for (_, call) in calls.map.drain(..) {
-                    done.push(Done::Call(call, Err(why.clone())));
-                }
-            }
-            Owned::Put(tid, _) | Owned::Get(tid, _, _) => {
+            Owned::Calls(mut calls) => calls.fail_all(&why, done),
+            Owned::Put(tid, _) | Owned::Get(tid, _, _) if why != RpcError::ChannelClosed => {
                 let e = match why {
                     RpcError::Denied => BlobError::Denied,
-                    RpcError::UnknownService => BlobError::UnknownService,
-                    _ => BlobError::ChannelClosed,
+                    _ => BlobError::UnknownService,
                 };
                 done.push(Done::Transfer(tid, Err(e)));
             }
-            _ => {}
+            other => other.session_ended(peer, done),
         }
     }
 
     /// The session ended: calls fail, transfers are kept to resume.
     pub fn session_ended(self, peer: DeviceId, done: &mut Vec<Done>) {
         match self {
-            Owned::Calls(mut calls) => {
-                for (_, call) in calls.map.drain(..) {
-                    done.push(Done::Call(call, Err(RpcError::ChannelClosed)));
-                }
-            }
+            Owned::Calls(mut calls) => calls.fail_all(&RpcError::ChannelClosed, done),
             Owned::Put(tid, put) => {
                 let name = put.name().into();
                 done.push(Done::Suspend(
@@ -295,6 +359,12 @@ impl Owned {
             _ => {}
         }
     }
+}
+
+/// Whether a transfer that failed this way can continue on a new channel
+/// (the channel or session went away; nothing says the data was wrong).
+fn interrupted(e: &BlobError) -> bool {
+    matches!(e, BlobError::ChannelClosed | BlobError::Truncated)
 }
 
 /// Echoes what the write side can take; finishes after the peer did and

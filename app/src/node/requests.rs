@@ -6,10 +6,12 @@
 //! `take_call` / `take_transfer` collects it. Both tables have a cap: a
 //! call or transfer is refused with `Busy` rather than grow them.
 //!
-//! A transfer whose session ends is suspended, not failed: it continues on
-//! the next session with the same peer (an upload resumes where the peer's
-//! partial copy ends, a download keeps what it verified) if that session
-//! comes within [`RESUME_WINDOW`].
+//! Transfers to one peer run one at a time, in the order they were asked
+//! for (the mux allows one live channel per service and direction). A
+//! transfer whose channel or session ends is not failed: it waits and
+//! continues on the next channel (an upload where the peer's partial copy
+//! ends, a download from what it verified), at most [`MAX_ATTEMPTS`] times,
+//! and fails once its peer has had no session for [`RESUME_WINDOW`].
 
 use alloc::vec::Vec;
 
@@ -26,8 +28,10 @@ pub const MAX_CALLS: usize = 64;
 /// Most transfers outstanding at once: running, suspended, or finished and
 /// not yet taken.
 pub const MAX_TRANSFERS: usize = 8;
-/// How long a suspended transfer waits for a new session with its peer.
+/// How long a waiting transfer waits for a session with its peer.
 pub const RESUME_WINDOW: Duration = Duration::from_secs(30);
+/// Most channels one transfer is tried on (the first and its resumptions).
+pub const MAX_ATTEMPTS: u8 = 8;
 
 /// How far a transfer got.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,7 +40,7 @@ pub struct Progress {
     pub done: u64,
     /// The blob's size, once known.
     pub total: Option<u64>,
-    /// Waiting for a new session with the peer.
+    /// Waiting for its turn, a channel or a session with the peer.
     pub suspended: bool,
     /// Finished (the result waits in `take_transfer`).
     pub finished: bool,
@@ -50,8 +54,8 @@ enum CallState {
 enum TransferState {
     /// Its channel runs on the session with the peer.
     Running,
-    /// The session ended; continue on the next one.
-    Suspended { since: Instant, what: Suspended },
+    /// Not started yet, or its channel ended: start on the next channel.
+    Waiting(Suspended),
     Done(Result<Transferred, BlobError>),
 }
 
@@ -59,7 +63,11 @@ struct Transfer {
     id: TransferId,
     peer: DeviceId,
     state: TransferState,
-    /// Progress when it was last suspended or finished.
+    /// Channels it was started on.
+    attempts: u8,
+    /// Since when its peer has had no session (while waiting).
+    absent_since: Option<Instant>,
+    /// Progress when it last stopped.
     last: Progress,
 }
 
@@ -101,16 +109,24 @@ impl Requests {
         self.calls.retain(|(c, _)| *c != id);
     }
 
-    pub fn new_transfer(&mut self, peer: DeviceId, total: Option<u64>) -> TransferId {
+    /// Queues a transfer; it starts on a later poll.
+    pub fn new_transfer(
+        &mut self,
+        peer: DeviceId,
+        what: Suspended,
+        total: Option<u64>,
+    ) -> TransferId {
         let id = TransferId(self.fresh());
         self.transfers.push(Transfer {
             id,
             peer,
-            state: TransferState::Running,
+            state: TransferState::Waiting(what),
+            attempts: 0,
+            absent_since: None,
             last: Progress {
                 done: 0,
                 total,
-                suspended: false,
+                suspended: true,
                 finished: false,
             },
         });
@@ -139,7 +155,8 @@ impl Requests {
             .transfers
             .iter()
             .position(|t| t.id == id && matches!(t.state, TransferState::Done(_)))?;
-        match self.transfers.swap_remove(i).state {
+        // `remove`, not `swap_remove`: the table's order is the start order.
+        match self.transfers.remove(i).state {
             TransferState::Done(r) => Some(r),
             _ => None,
         }
@@ -153,13 +170,13 @@ impl Requests {
                 .get(&t.peer)
                 .and_then(|s| s.owned.iter().find_map(|(_, o)| o.progress(id)))
                 .unwrap_or(t.last),
-            TransferState::Suspended { .. } | TransferState::Done(_) => t.last,
+            TransferState::Waiting(_) | TransferState::Done(_) => t.last,
         })
     }
 
     /// Files what node-driven channels completed; says what the
     /// application should hear about.
-    pub fn settle(&mut self, done: &mut Vec<Done>, now: Instant, out: &mut impl FnMut(Finished)) {
+    pub fn settle(&mut self, done: &mut Vec<Done>, out: &mut impl FnMut(Finished)) {
         for d in done.drain(..) {
             match d {
                 Done::Call(id, r) => {
@@ -184,8 +201,15 @@ impl Requests {
                 Done::Suspend(id, _peer, what) => {
                     if let Some(t) = self.transfers.iter_mut().find(|t| t.id == id) {
                         t.last.done = what.have();
-                        t.last.suspended = true;
-                        t.state = TransferState::Suspended { since: now, what };
+                        if t.attempts >= MAX_ATTEMPTS {
+                            t.last.finished = true;
+                            t.last.suspended = false;
+                            t.state = TransferState::Done(Err(BlobError::ChannelClosed));
+                            out(Finished::Transfer(id));
+                        } else {
+                            t.last.suspended = true;
+                            t.state = TransferState::Waiting(what);
+                        }
                     }
                 }
                 Done::Served(peer, ev) => out(Finished::Served(peer, ev)),
@@ -193,64 +217,79 @@ impl Requests {
         }
     }
 
-    /// Peers with a suspended transfer (to ask the dialer for a session).
+    /// Peers a waiting transfer needs a session with.
     pub fn waiting_peers(&self) -> impl Iterator<Item = &DeviceId> {
         self.transfers
             .iter()
-            .filter(|t| matches!(t.state, TransferState::Suspended { .. }))
+            .filter(|t| matches!(t.state, TransferState::Waiting(_)))
             .map(|t| &t.peer)
     }
 
-    /// Continues suspended transfers whose peer has a session again, and
-    /// fails those that waited longer than [`RESUME_WINDOW`].
-    pub fn resume(&mut self, sessions: &mut Sessions, now: Instant, out: &mut impl FnMut(Finished)) {
+    /// Starts waiting transfers whose peer has a session with no transfer
+    /// running, in order; fails those whose peer has had no session for
+    /// [`RESUME_WINDOW`].
+    pub fn resume(
+        &mut self,
+        sessions: &mut Sessions,
+        now: Instant,
+        out: &mut impl FnMut(Finished),
+    ) {
         for t in self.transfers.iter_mut() {
-            let TransferState::Suspended { since, .. } = &t.state else {
+            if !matches!(t.state, TransferState::Waiting(_)) {
+                continue;
+            }
+            let Some(s) = sessions.get_mut(&t.peer) else {
+                let since = *t.absent_since.get_or_insert(now);
+                if now >= since + RESUME_WINDOW {
+                    t.last.suspended = false;
+                    t.last.finished = true;
+                    t.state = TransferState::Done(Err(BlobError::ChannelClosed));
+                    out(Finished::Transfer(t.id));
+                }
                 continue;
             };
-            let since = *since;
-            if let Some(s) = sessions.get_mut(&t.peer) {
-                let Ok(ch) = s.mux.open(BLOB_SERVICE) else {
-                    continue; // no free channel yet: try on the next poll
-                };
-                let TransferState::Suspended { what, .. } =
-                    core::mem::replace(&mut t.state, TransferState::Running)
-                else {
-                    continue;
-                };
-                let owned = match what {
-                    Suspended::Put { name, data } => BlobPut::new(&name, data).map(|p| Owned::Put(t.id, p)),
-                    Suspended::Get { resume, cap } => {
-                        BlobGet::resume(resume, cap).map(|g| Owned::Get(t.id, g, cap))
-                    }
-                };
-                t.last.suspended = false;
-                match owned {
-                    Ok(o) => s.owned.push((ch, o)),
-                    Err(e) => {
-                        let _ = s.mux.reset(ch, crate::bus::codec::reset_code::ABORTED);
-                        t.last.finished = true;
-                        t.state = TransferState::Done(Err(e));
-                        out(Finished::Transfer(t.id));
-                    }
+            t.absent_since = None;
+            if s.owned.iter().any(|(_, o)| o.transfer().is_some()) {
+                continue; // one at a time per peer
+            }
+            // Fails while the previous blob channel is not closed on the
+            // wire yet (or no slot is free): try on the next poll.
+            let Ok(ch) = s.mux.open(BLOB_SERVICE) else {
+                continue;
+            };
+            let TransferState::Waiting(what) =
+                core::mem::replace(&mut t.state, TransferState::Running)
+            else {
+                continue;
+            };
+            t.attempts = t.attempts.saturating_add(1);
+            t.last.suspended = false;
+            let owned = match what {
+                Suspended::Put { name, data } => {
+                    BlobPut::new(&name, data).map(|p| Owned::Put(t.id, p))
                 }
-            } else if now >= since + RESUME_WINDOW {
-                t.last.suspended = false;
-                t.last.finished = true;
-                t.state = TransferState::Done(Err(BlobError::ChannelClosed));
-                out(Finished::Transfer(t.id));
+                Suspended::Get { resume, cap } => {
+                    BlobGet::resume(resume, cap).map(|g| Owned::Get(t.id, g, cap))
+                }
+            };
+            match owned {
+                Ok(o) => s.owned.push((ch, o)),
+                Err(e) => {
+                    let _ = s.mux.reset(ch, crate::bus::codec::reset_code::ABORTED);
+                    t.last.finished = true;
+                    t.state = TransferState::Done(Err(e));
+                    out(Finished::Transfer(t.id));
+                }
             }
         }
     }
 
-    /// When a suspended transfer gives up, at the latest.
+    /// When a waiting transfer gives up, at the latest.
     pub fn poll_at(&self) -> Option<Instant> {
         self.transfers
             .iter()
-            .filter_map(|t| match t.state {
-                TransferState::Suspended { since, .. } => Some(since + RESUME_WINDOW),
-                _ => None,
-            })
+            .filter(|t| matches!(t.state, TransferState::Waiting(_)))
+            .filter_map(|t| t.absent_since.map(|s| s + RESUME_WINDOW))
             .min()
     }
 }

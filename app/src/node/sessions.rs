@@ -22,13 +22,13 @@ use dsb_transports::transport::{ConnId, Cx, TransportError, TransportEvent, Tran
 use smoltcp::time::Instant;
 
 use super::admission::lower;
-use super::owned::{Ctx, Done, Owned};
-use crate::bus::blob::BlobStore;
-use crate::bus::rpc::RpcError;
 use super::dialer::Dialer;
 use super::event::{BusFailure, Direction, DownReason, Events, FallbackReason, NodeEvent};
+use super::owned::{Ctx, Done, Owned};
 use super::transports::Transports;
 use super::{noise_id, NodeConfig, MAX_SESSIONS};
+use crate::bus::blob::BlobStore;
+use crate::bus::rpc::RpcError;
 use crate::bus::{ChannelRef, Handler, Services};
 use crate::config::Transport as TransportMode;
 
@@ -371,7 +371,8 @@ impl Sessions {
                 }
             }
             while let Some(ev) = s.mux.poll_event() {
-                if let Routed::Event(e) = route(s, ev, now, services, store.is_some(), denied, done) {
+                if let Routed::Event(e) = route(s, ev, now, services, store.is_some(), denied, done)
+                {
                     events.push(e);
                 }
             }
@@ -547,7 +548,7 @@ fn route(
                         RefuseReason::UnknownService => RpcError::UnknownService,
                         _ => RpcError::ChannelClosed,
                     };
-                    o.refused(why, done);
+                    o.refused(why, s.peer, done);
                 }
                 return Routed::Nothing;
             }
