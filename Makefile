@@ -3,7 +3,7 @@
 # Knobs (make VAR=value):
 #   NODES=1|2|3        nodes (NICs, network stacks) in the image        (default 1)
 #   transport=auto|tcp|udp-sec   session transport                      (default auto)
-#   SCENARIO=normal|spoof        scenario (spoof: with NODES=3)         (default normal)
+#   SCENARIO=normal|spoof|services  scenario (spoof, services: NODES=3) (default normal)
 #   CMDLINE="k=v ..."  extra kernel command-line options (see README)
 #   ACCEL=tcg|kvm|auto accelerator; TCG is the dependable default       (default tcg)
 #   FIRMWARE=auto|qboot|seabios  auto = qboot, SeaBIOS if it hangs     (default auto)

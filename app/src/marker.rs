@@ -45,6 +45,8 @@ pub enum Failure {
     UdpSecBackpressure,
     /// The bulk echo came back different from what was sent.
     BulkMismatch,
+    /// A check of the `services` scenario failed (directory, blob, access).
+    Services,
 }
 
 impl Failure {
@@ -62,6 +64,7 @@ impl Failure {
             Failure::TransportUnavailable => "transport unavailable",
             Failure::UdpSecBackpressure => "udp-sec backpressure",
             Failure::BulkMismatch => "bulk mismatch",
+            Failure::Services => "services",
         }
     }
 }
@@ -244,6 +247,9 @@ impl Marker<'_> {
             TestEvent::PingOk { .. } => Marker::DsoftbusPingOk,
             TestEvent::MuxDataOk { kind, .. } => Marker::MuxDataOk(kind),
             TestEvent::SessionOk { .. } => Marker::DualNodeSessionOk,
+            TestEvent::RpcOk { .. } => Marker::RpcOk,
+            TestEvent::BlobOk { .. } => Marker::BlobOk,
+            TestEvent::AccessDeniedOk { .. } => Marker::AccessDeniedOk,
             _ => return None,
         })
     }

@@ -97,3 +97,7 @@ impl fmt::Display for EmitError {
         f.write_str(self.label())
     }
 }
+
+impl core::error::Error for AnnounceError {}
+
+impl core::error::Error for EmitError {}

@@ -173,6 +173,8 @@ impl From<IdentityFileError> for NoiseError {
     }
 }
 
+impl core::error::Error for IdentityFileError {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -201,7 +201,7 @@ impl NodeSim {
         for (i, app) in self.apps.iter_mut().enumerate() {
             let mut c = SelftestConfig::default();
             f(i, &mut c);
-            *app = Some(SelftestApp::new(c));
+            *app = Some(selftest_for(&mut self.nodes[i], c));
         }
     }
 

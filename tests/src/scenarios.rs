@@ -369,6 +369,56 @@ pub fn all() -> Vec<Scenario> {
         timeout: Duration::from_secs(90),
     });
 
+    // Published services over the default transport: node-a serves `blob`
+    // to node-b only; node-b puts 1 MiB and gets it back; node-c is refused
+    // before a byte moves; every node asks the other two's `sd` directory.
+    let mut services = Vec::new();
+    for node in ["node-a", "node-b", "node-c"] {
+        services.extend(platform(Some(node)));
+    }
+    let mut anywhere = Vec::new();
+    for (node, peers) in [
+        ("node-a", ["node-b", "node-c"]),
+        ("node-b", ["node-a", "node-c"]),
+        ("node-c", ["node-a", "node-b"]),
+    ] {
+        for peer in peers {
+            anywhere.push(Marker::prefix(
+                Some(node),
+                &format!("dsoftbusd: session up peer={peer} transport="),
+            ));
+        }
+        anywhere.push(Marker::exact(Some(node), "SELFTEST: rpc ok"));
+    }
+    anywhere.extend([
+        Marker::prefix(
+            Some("node-b"),
+            "dsoftbusd: peer online device=node-a services=",
+        ),
+        Marker::exact(Some("node-b"), "SELFTEST: blob ok"),
+        Marker::exact(
+            Some("node-a"),
+            "dsoftbusd: channel denied peer=node-c service=blob",
+        ),
+        Marker::exact(Some("node-c"), "SELFTEST: access denied ok"),
+    ]);
+    let mut forbidden = no_failure();
+    forbidden.push(Marker::prefix(
+        Some("node-a"),
+        "dsoftbusd: channel denied peer=node-b",
+    ));
+    v.push(Scenario {
+        name: "services",
+        about: "NODES=3 SCENARIO=services: sd calls between every pair, a 1 MiB blob round trip, a blob channel denied by policy",
+        nodes: 3,
+        append: "nodes=3 scenario=services".into(),
+        expect_pass: true,
+        required: services,
+        anywhere,
+        forbidden,
+        timeout: Duration::from_secs(90),
+    });
+
     v.push(Scenario {
         name: "config-error",
         about: "an unknown kernel command-line option stops the image before networking",

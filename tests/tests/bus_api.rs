@@ -530,3 +530,51 @@ fn requests_are_capped_and_need_a_session() {
         ApiError::Busy
     );
 }
+
+/// The image's `services` scenario, on the simulated wire: the same
+/// application code (`selftest::checks`) the QEMU scenario runs.
+#[test]
+fn the_services_scenario_passes_on_the_simulated_wire() {
+    use dsb_app::selftest::checks::{Plan, Role};
+    use dsb_app::selftest::TestEvent;
+    for mode in [Mode::Tcp, Mode::UdpSec] {
+        let mut sim = NodeSim::with(&IDS, WireConfig::default(), 61, |i, mut c: NodeConfig| {
+            c.transport = mode;
+            c.udpsec_port = (mode != Mode::Tcp).then_some(37031 + i as u16);
+            c
+        });
+        sim.set_selftest(|i, t| {
+            let role = match i {
+                A => Role::Server { client: id(B) },
+                B => Role::Putter {
+                    server: id(A),
+                    bytes: 1 << 20,
+                },
+                _ => Role::Intruder { server: id(A) },
+            };
+            let mut peers = [None; 2];
+            for (slot, j) in peers.iter_mut().zip((0..3).filter(|j| *j != i)) {
+                *slot = Some(id(j));
+            }
+            t.plan = Some(Plan { role, peers });
+        });
+        let done = |s: &NodeSim| {
+            (0..3).all(|i| s.saw_test(i, |e| matches!(e, TestEvent::RpcOk { peers: 2 })))
+                && s.saw_test(
+                    B,
+                    |e| matches!(e, TestEvent::BlobOk { bytes } if *bytes == 1 << 20),
+                )
+                && s.saw_test(C, |e| matches!(e, TestEvent::AccessDeniedOk { .. }))
+        };
+        assert!(
+            sim.run_until(Duration::from_secs(30), done),
+            "{mode:?}: {:#?}",
+            sim.tlog
+        );
+        assert!(!sim.saw_test(B, |e| matches!(e, TestEvent::CheckFailed { .. })));
+        assert!(sim.saw(A, |e| matches!(e,
+            NodeEvent::ChannelDenied { peer, service } if *peer == id(C) && service.as_str() == "blob")));
+        assert!(!sim.saw(A, |e| matches!(e,
+            NodeEvent::BlobServed { peer, .. } if *peer == id(C))));
+    }
+}

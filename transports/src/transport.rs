@@ -230,3 +230,5 @@ pub trait Transport {
     /// When `poll` must run again at the latest.
     fn poll_at(&self) -> Option<Instant>;
 }
+
+impl core::error::Error for TransportError {}

@@ -25,6 +25,20 @@ pub enum Access {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TooManyIds;
 
+impl core::fmt::Display for TooManyIds {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "an access policy names at most {MAX_ALLOWED} ids")
+    }
+}
+
+impl core::error::Error for TooManyIds {}
+
+impl From<TooManyIds> for crate::bus::ApiError {
+    fn from(_: TooManyIds) -> Self {
+        crate::bus::ApiError::TooManyIds
+    }
+}
+
 impl Access {
     /// Only `ids` (at most [`MAX_ALLOWED`]; duplicates are kept once).
     pub fn only<'a>(ids: impl IntoIterator<Item = &'a DeviceId>) -> Result<Access, TooManyIds> {

@@ -225,6 +225,8 @@ impl fmt::Display for ServiceList {
     }
 }
 
+impl core::error::Error for ApiError {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

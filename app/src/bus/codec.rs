@@ -407,6 +407,8 @@ impl MsgWriter {
     }
 }
 
+impl core::error::Error for CodecError {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

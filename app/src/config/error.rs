@@ -169,3 +169,5 @@ impl fmt::Debug for OptionName {
         fmt::Debug::fmt(self.as_str(), f)
     }
 }
+
+impl core::error::Error for ConfigError {}

@@ -10,7 +10,7 @@
 //! | `nodes`           | `1`, `2`, `3`                        | `1`      | network nodes (one NIC, one smoltcp interface each) |
 //! | `transport`       | `auto`, `tcp`, `udp-sec`             | `auto`   | session transport for the bus layers |
 //! | `udpsec`          | `on`, `off`                          | `on`     | whether the udp-sec transport may be used |
-//! | `scenario`        | `normal`, `spoof`                    | `normal` | self-test scenario |
+//! | `scenario`        | `normal`, `spoof`, `services`        | `normal` | self-test scenario (`services`: `nodes=3`) |
 //! | `log`             | `error`, `warn`, `info`, `debug`, `trace` | `warn` | most verbose log level printed |
 //! | `pcap`            | `0`, `1`                             | `0`      | informational: the launcher is capturing frames |
 //! | `dhcp_timeout_ms` | `100..=60000`                        | `5000`   | DHCP lease deadline per node, from stack start |
@@ -84,6 +84,9 @@ pub enum Scenario {
     Normal,
     /// A node impersonates another (identity-binding test).
     Spoof,
+    /// Published services: directory calls, a blob round trip, a refused
+    /// blob channel (`nodes=3`).
+    Services,
 }
 
 impl Scenario {
@@ -92,6 +95,7 @@ impl Scenario {
         match self {
             Scenario::Normal => "normal",
             Scenario::Spoof => "spoof",
+            Scenario::Services => "services",
         }
     }
 }
@@ -349,7 +353,8 @@ impl Config {
                 self.scenario = match value {
                     b"normal" => Scenario::Normal,
                     b"spoof" => Scenario::Spoof,
-                    _ => return Err(bad("normal|spoof")),
+                    b"services" => Scenario::Services,
+                    _ => return Err(bad("normal|spoof|services")),
                 }
             }
             b"log" => {
@@ -451,6 +456,12 @@ impl Config {
     fn check(self) -> Result<Config, ConfigError> {
         if self.id.is_some() && self.nodes != 1 {
             return Err(ConfigError::new(b"id", Why::Conflict { with: "nodes=1" }));
+        }
+        if self.scenario == Scenario::Services && self.nodes != 3 {
+            return Err(ConfigError::new(
+                b"scenario",
+                Why::Conflict { with: "nodes=3" },
+            ));
         }
         Ok(self)
     }

@@ -5,16 +5,18 @@
 
 use alloc::vec::Vec;
 
+use dsb_app::bus::blob::StoreConfig;
 use dsb_app::config::{Config, IdleMode, Mode, Scenario, Transport};
 use dsb_app::marker::{Failure, LabelLimit, Marker, NodePrefix, NODE_IDS};
 use dsb_app::net::{NetEvent, NetStack, NetStackConfig};
 use dsb_app::node::{self, DialPolicy, NodeConfig, NodeEvent};
 use dsb_app::rng::NodeRng;
+use dsb_app::selftest::checks::{Plan, Role};
 use dsb_app::selftest::{
     BusGoal, NetSelftest, SelftestApp, SelftestConfig, TestEvent, TransportGoal, Verdict,
 };
 use dsb_app::serve::{ServeApp, ServeEvent};
-use dsb_noise::Identity;
+use dsb_noise::{DeviceId, Identity};
 use rand_core::RngCore;
 use smoltcp::time::{Duration, Instant};
 use virtio_drivers::transport::pci::bus::PciRoot;

@@ -8,6 +8,7 @@ pub(super) fn run_loop(config: &Config, mut nodes: Vec<Node>) -> ! {
     let goal = match (nodes.len(), config.scenario) {
         (1, _) => BusGoal::Discovery,
         (_, Scenario::Spoof) => BusGoal::Sessions { spoof: true },
+        (_, Scenario::Services) => BusGoal::Services,
         _ => BusGoal::Sessions { spoof: false },
     };
     let honest = [true, true, !is_spoofer(config, 2)];
@@ -137,6 +138,7 @@ fn test_event(prefix: NodePrefix, index: usize, event: &TestEvent, selftest: &mu
             TestEvent::ServiceFailed { peer, kind, what } => {
                 log::error!("selftest: {what} with {} ({kind})", peer.as_str())
             }
+            TestEvent::CheckFailed { what } => log::error!("selftest: {what}"),
             TestEvent::BackpressureOk { bytes, blocked, peak_buffered, elapsed, .. } => log::info!(
                 "selftest: peer's sink took {bytes} bytes in {} ms, writer held at zero credit {blocked} times, reader peak {peak_buffered} bytes",
                 elapsed.total_millis()

@@ -8,6 +8,41 @@ pub(super) fn is_spoofer(config: &Config, index: usize) -> bool {
     config.scenario == Scenario::Spoof && index == 2
 }
 
+/// The blob store of an image's node: small, the heap is at most 32 MiB.
+const IMAGE_STORE: StoreConfig = StoreConfig {
+    blob_cap: 2 << 20,
+    total_cap: 4 << 20,
+    max_blobs: 16,
+    max_partials: 2,
+};
+
+/// Bytes node-b puts and gets back in the `services` scenario.
+const SERVICES_BLOB_BYTES: usize = 1 << 20;
+
+/// Node `index`'s part in the `services` scenario: node-a serves `blob` to
+/// node-b only, node-b puts and gets 1 MiB, node-c is refused; every node
+/// asks the other two's directory.
+fn services_plan(config: &Config, index: usize) -> Option<Plan> {
+    if config.scenario != Scenario::Services {
+        return None;
+    }
+    let id = |i: usize| DeviceId::new(NODE_IDS.get(i)?).ok();
+    let (a, b) = (id(0)?, id(1)?);
+    let role = match index {
+        0 => Role::Server { client: b },
+        1 => Role::Putter {
+            server: a,
+            bytes: SERVICES_BLOB_BYTES,
+        },
+        _ => Role::Intruder { server: a },
+    };
+    let mut peers = [None; 2];
+    for (slot, i) in peers.iter_mut().zip((0..3).filter(|i| *i != index)) {
+        *slot = id(i);
+    }
+    Some(Plan { role, peers })
+}
+
 /// Where a VM's identity file arrives through QEMU's `fw_cfg`.
 const IDENTITY_FILE: &str = "opt/dsoftbus/identity";
 
@@ -195,6 +230,7 @@ pub(super) fn run_setup(
             node_config.pinned.clear();
             log::warn!("spoof: this stack claims device id node-b with its own keys");
         }
+        node_config.blob_store = IMAGE_STORE;
         let window = node_config.mux.recv_window as usize;
         let mut node = node::Node::new(stack, identity, node_config);
         let app = match config.mode {
@@ -203,6 +239,7 @@ pub(super) fn run_setup(
                     udpsec_bulk_bytes: UDPSEC_BULK_BYTES,
                     udpsec_sink_bytes: UDPSEC_SINK_BYTES,
                     window,
+                    plan: services_plan(config, index),
                     ..SelftestConfig::default()
                 });
                 if let Err(e) = app.publish(&mut node) {

@@ -1,7 +1,8 @@
 //! The self-test as an application of the bus API: it publishes `bulk` and
 //! `sink` (and the node's built-in `ping`) to every authenticated peer, and
 //! on every session runs a client through ping, bulk echo and, if asked, the
-//! slow sink. Nothing of it lives in the node.
+//! slow sink; in the `services` scenario it also runs [`Checks`] (directory
+//! calls, a blob round trip, a refused blob). Nothing of it lives in the node.
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
@@ -11,6 +12,7 @@ use dsb_transports::transport::TransportKind;
 use smoltcp::phy::Device;
 use smoltcp::time::{Duration, Instant};
 
+use super::checks::{CheckEvent, Checks, Plan};
 use super::services::{
     Client, ClientEvent, Served, SinkBudget, SinkCheck, BULK_SERVICE, PING_SERVICE, SINK_SERVICE,
 };
@@ -37,6 +39,8 @@ pub struct SelftestConfig {
     pub sink_rate: u64,
     /// The reader's channel window (the mux's `recv_window`).
     pub window: usize,
+    /// The `services` scenario's part for this node (directory calls, blob).
+    pub plan: Option<Plan>,
 }
 
 impl Default for SelftestConfig {
@@ -48,6 +52,7 @@ impl Default for SelftestConfig {
             udpsec_sink_bytes: 0,
             sink_rate: 256 * 1024,
             window: 64 * 1024,
+            plan: None,
         }
     }
 }
@@ -94,6 +99,25 @@ pub enum TestEvent {
         kind: TransportKind,
         what: &'static str,
     },
+    /// `services`: every peer's directory answered.
+    RpcOk { peers: u8 },
+    /// `services`: the blob came back byte-exact.
+    BlobOk { bytes: u64 },
+    /// `services`: the server refused our blob channel, as its policy says.
+    AccessDeniedOk { server: DeviceId },
+    /// `services`: a check failed.
+    CheckFailed { what: &'static str },
+}
+
+impl From<CheckEvent> for TestEvent {
+    fn from(e: CheckEvent) -> TestEvent {
+        match e {
+            CheckEvent::RpcOk { peers } => TestEvent::RpcOk { peers },
+            CheckEvent::BlobOk { bytes } => TestEvent::BlobOk { bytes },
+            CheckEvent::AccessDeniedOk { server } => TestEvent::AccessDeniedOk { server },
+            CheckEvent::Failed(what) => TestEvent::CheckFailed { what },
+        }
+    }
 }
 
 struct Run {
@@ -114,6 +138,7 @@ pub struct SelftestApp {
     budget: SinkBudget,
     events: VecDeque<TestEvent>,
     started: u32,
+    checks: Option<Checks>,
 }
 
 impl SelftestApp {
@@ -126,6 +151,7 @@ impl SelftestApp {
             served: Vec::new(),
             events: VecDeque::new(),
             started: 0,
+            checks: cfg.plan.map(Checks::new),
         }
     }
 
@@ -133,6 +159,9 @@ impl SelftestApp {
     pub fn publish<D: Device>(&self, node: &mut Node<D>) -> Result<(), ApiError> {
         for name in [PING_SERVICE, BULK_SERVICE, SINK_SERVICE] {
             node.publish(name, Access::AnyAuthenticated)?;
+        }
+        if let Some(c) = &self.checks {
+            c.publish(node)?;
         }
         Ok(())
     }
@@ -161,6 +190,13 @@ impl SelftestApp {
 
     /// Takes the node events that concern the self-test.
     pub fn on_event<D: Device>(&mut self, node: &mut Node<D>, ev: &NodeEvent) {
+        if let Some(c) = self.checks.as_mut() {
+            let mut out = Vec::new();
+            c.on_event(node, ev, &mut out);
+            for e in out {
+                self.push(e.into());
+            }
+        }
         match *ev {
             NodeEvent::SessionUp {
                 peer,
@@ -214,6 +250,9 @@ impl SelftestApp {
     /// client and served channel as far as the channels allow.
     pub fn poll<D: Device>(&mut self, now: Instant, node: &mut Node<D>) {
         self.start_clients(node);
+        if let Some(c) = self.checks.as_mut() {
+            c.poll(node, self.started ^ 0x5eed);
+        }
         let mut out: Vec<TestEvent> = Vec::new();
         for r in self.runs.iter_mut() {
             let (peer, kind) = (*r.client.peer(), r.kind);

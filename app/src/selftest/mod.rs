@@ -13,6 +13,7 @@ use crate::net::NetEvent;
 use crate::node::{FallbackReason, NodeEvent};
 
 pub mod app;
+pub mod checks;
 pub mod services;
 
 pub use app::{SelftestApp, SelftestConfig, TestEvent};
@@ -29,6 +30,10 @@ pub enum BusGoal {
     /// With `spoof`, also: node 0 rejected the impostor's handshake and every
     /// honest node ignored at least one announce.
     Sessions { spoof: bool },
+    /// `Sessions`, and the `services` checks: every node's directory calls
+    /// answered, node 1's blob round trip, node 2 refused by node 0's
+    /// policy, and node 0 reporting that denial.
+    Services,
 }
 
 /// Which transport the sessions of [`BusGoal::Sessions`] must run over.
@@ -59,6 +64,11 @@ struct BusProgress {
     /// udp-sec was off here (`None` peer) or unusable with that peer.
     fallback: Option<(Option<DeviceId>, FallbackReason)>,
     fallback_ok: bool,
+    rpc_ok: bool,
+    blob_ok: bool,
+    access_denied_ok: bool,
+    /// This node refused a `blob` channel of a peer its policy denies.
+    denied_blob: bool,
 }
 
 impl BusProgress {
@@ -157,6 +167,11 @@ impl NetSelftest {
             }
             NodeEvent::IdentityMismatch(_) => p.mismatch = true,
             NodeEvent::AnnounceIgnored(_) => p.ignored = true,
+            NodeEvent::ChannelDenied { service, .. }
+                if service.as_str() == crate::bus::api::BLOB =>
+            {
+                p.denied_blob = true;
+            }
             NodeEvent::BusFailed(_) if self.honest.get(node).copied().unwrap_or(false) => {
                 return Some(self.fail(Failure::BusStart));
             }
@@ -205,6 +220,10 @@ impl NetSelftest {
             {
                 return Some(self.fail(Failure::UdpSecBackpressure));
             }
+            TestEvent::RpcOk { .. } => p.rpc_ok = true,
+            TestEvent::BlobOk { .. } => p.blob_ok = true,
+            TestEvent::AccessDeniedOk { .. } => p.access_denied_ok = true,
+            TestEvent::CheckFailed { .. } if honest => return Some(self.fail(Failure::Services)),
             TestEvent::PingOk { kind, .. } if kind == udp && !p.udpsec_control => {
                 p.udpsec_control = true;
                 return Some(Marker::UdpSecControlOk);
@@ -242,6 +261,14 @@ impl NetSelftest {
                 let t = self.transport;
                 nodes.all(|i| self.bus[i].session_done(t) && (!spoof || self.bus[i].ignored))
                     && (!spoof || self.bus[0].mismatch)
+            }
+            BusGoal::Services => {
+                let t = self.transport;
+                let b = &self.bus;
+                nodes.all(|i| b[i].session_done(t) && b[i].rpc_ok)
+                    && b[0].denied_blob
+                    && b[1].blob_ok
+                    && b[2].access_denied_ok
             }
         }
     }

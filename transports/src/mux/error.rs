@@ -289,3 +289,9 @@ impl fmt::Display for ConfigError {
         f.write_str(self.label())
     }
 }
+
+impl core::error::Error for MuxError {}
+
+impl core::error::Error for ChannelError {}
+
+impl core::error::Error for ConfigError {}

@@ -61,3 +61,5 @@ impl fmt::Display for BlobError {
         }
     }
 }
+
+impl core::error::Error for BlobError {}

@@ -86,3 +86,7 @@ impl fmt::Display for RespondError {
         f.write_str(self.label())
     }
 }
+
+impl core::error::Error for RpcError {}
+
+impl core::error::Error for RespondError {}
