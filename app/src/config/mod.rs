@@ -18,7 +18,7 @@
 //! | `run_timeout_ms`  | `1000..=600000`                      | `30000`  | whole-run deadline, from boot |
 //! | `udpsec_drop`     | `on`, `off`                          | `off`    | fault injection: every node drops inbound udp-sec datagrams at its link |
 //! | `ip`              | `auto`, `dhcp`, `<a.b.c.d>/<8..30>`  | `auto`   | address when no DHCP lease came by `dhcp_timeout_ms`: `auto` = the MAC rule (`52:54:00:12:34:NN` -> `10.0.2.(100+NN)/24`), `dhcp` = none (fail), or this one |
-//! | `gateway`         | `required`, `optional`               | `required` | whether the gateway's echo reply gates the node (`optional`: a self-test only) |
+//! | `gateway`         | `required`, `optional`               | `required` (`optional` with `mode=serve`) | whether the gateway's echo reply gates the node (`optional`: the bus starts at the address, the echo is a self-test only) |
 //! | `idle`            | `halt`, `poll`                       | `halt`   | wait for work with `hlt` (timer + NIC interrupts) or busy-poll |
 //! | `idle_test_ms`    | `0..=600000`                         | `0`      | debug: after `SELFTEST: all ok`, keep serving (idle) this long before exiting |
 //! | `mode`            | `selftest`, `serve`                  | `selftest` | `serve`: a long-running node, no verdict, runs until QEMU is stopped |
@@ -173,8 +173,9 @@ pub struct Config {
     pub udpsec_drop: bool,
     /// Address without a DHCP lease.
     pub ip: IpMode,
-    /// Whether the gateway must answer its echo.
-    pub gateway: GatewayPing,
+    /// Whether the gateway must answer its echo (`None`: the mode's
+    /// default, see [`Config::gateway_ping`]).
+    pub gateway: Option<GatewayPing>,
     /// How the main loop waits.
     pub idle: IdleMode,
     /// Debug: keep serving this long after the self-test passed.
@@ -207,7 +208,7 @@ impl Default for Config {
             run_timeout_ms: 30_000,
             udpsec_drop: false,
             ip: IpMode::Auto,
-            gateway: GatewayPing::Required,
+            gateway: None,
             idle: IdleMode::Halt,
             idle_test_ms: 0,
             mode: Mode::Selftest,
@@ -396,11 +397,11 @@ impl Config {
                 }
             }
             b"gateway" => {
-                self.gateway = match value {
+                self.gateway = Some(match value {
                     b"required" => GatewayPing::Required,
                     b"optional" => GatewayPing::Optional,
                     _ => return Err(bad("required|optional")),
-                }
+                })
             }
             b"idle" => {
                 self.idle = match value {
@@ -450,6 +451,17 @@ impl Config {
             _ => return Err(ConfigError::new(key, Why::UnknownOption)),
         }
         Ok(())
+    }
+
+    /// Whether the gateway's echo gates the node: as configured, else
+    /// required for the self-test (its `SELFTEST: icmp ping ok` comes
+    /// before the bus markers) and optional for a serving node (the bus
+    /// starts once the interface has an address).
+    pub fn gateway_ping(&self) -> GatewayPing {
+        self.gateway.unwrap_or(match self.mode {
+            Mode::Selftest => GatewayPing::Required,
+            Mode::Serve => GatewayPing::Optional,
+        })
     }
 
     /// Checks that belong to the whole line, after every option parsed.
@@ -535,7 +547,7 @@ mod tests {
                 run_timeout_ms: 1000,
                 udpsec_drop: true,
                 ip: IpMode::Auto,
-                gateway: GatewayPing::Required,
+                gateway: None,
                 idle: IdleMode::Halt,
                 idle_test_ms: 0,
                 udpsec_cc: CongestionControl::Reno,
@@ -552,7 +564,12 @@ mod tests {
             c.ip,
             IpMode::Static(Ipv4Cidr::new(Ipv4Address::new(10, 0, 2, 50), 24))
         );
-        assert_eq!(c.gateway, GatewayPing::Optional);
+        assert_eq!(c.gateway_ping(), GatewayPing::Optional);
+        assert_eq!(Config::default().gateway_ping(), GatewayPing::Required);
+        let serve = Config::parse(b"mode=serve").unwrap();
+        assert_eq!(serve.gateway_ping(), GatewayPing::Optional);
+        let strict = Config::parse(b"mode=serve gateway=required").unwrap();
+        assert_eq!(strict.gateway_ping(), GatewayPing::Required);
         assert_eq!(c.idle, IdleMode::Poll);
         assert_eq!(c.idle_test_ms, 10_000);
         assert_eq!(Config::parse(b"ip=dhcp").unwrap().ip, IpMode::Dhcp);

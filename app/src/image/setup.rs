@@ -189,7 +189,7 @@ pub(super) fn run_setup(
         stack_config.dhcp_timeout = Duration::from_millis(u64::from(config.dhcp_timeout_ms));
         stack_config.ping_timeout = Duration::from_millis(u64::from(config.ping_timeout_ms));
         stack_config.fallback = config.fallback_address(mac, index);
-        stack_config.gateway_ping = config.gateway;
+        stack_config.gateway_ping = config.gateway_ping();
         let mut stack = match NetStack::new(nic, stack_config, clock::now()) {
             Ok(s) => s,
             Err(e) => {
