@@ -10,7 +10,10 @@
 #   PCAP=1             write one pcap per NIC into out/pcap/
 #   TIMEOUT=secs       wall-clock limit of one run                      (default 120)
 #   FEATURES=...       cargo features of the image (e.g. test-keys)
-#   VMS=2..8           cross-VM run: N QEMU processes on one segment switch
+#   VMS=2..8           cross-VM run: N serving nodes (one QEMU each, own identity)
+#                      on one segment switch until the full mesh is up
+#   SCENARIO=spoof     with VMS (3 or more): the last VM impersonates node-2
+#   ECHO=bytes         with VMS: each VM echoes this many bytes with every peer
 #   VM_CMDLINE="..."   per-VM options with VMS ({k} {id} {mac} {ip} filled in)
 #   DHCP=none|slirp    with VMS: static fallback addresses, or one slirp on the segment
 #   LOSS= DUP= REORDER= (percent)  DELAY= (ms)  RATE= (Mbit/s)  SEED=
@@ -27,6 +30,7 @@ TIMEOUT   ?= 120
 FEATURES  ?=
 VMS       ?=
 VM_CMDLINE ?=
+ECHO      ?= 0
 DHCP      ?= none
 LOSS      ?= 0
 DUP       ?= 0
@@ -43,8 +47,9 @@ OUT          := $(CURDIR)/out
 APPEND       := nodes=$(NODES) transport=$(transport) scenario=$(SCENARIO) $(CMDLINE)
 BOOT_OPTS    := --accel $(ACCEL) --firmware $(FIRMWARE) --kernel $(IMAGE)
 PCAP_OPT     := $(if $(filter 1,$(PCAP)),--pcap $(OUT)/pcap,)
-VMS_APPEND   := transport=$(transport) scenario=$(SCENARIO) $(CMDLINE)
-VMS_OPTS     := --vms $(VMS) --append "$(VMS_APPEND)" --vm-append "$(VM_CMDLINE)" --dhcp $(DHCP) \
+VMS_APPEND   := transport=$(transport) $(CMDLINE)
+VMS_OPTS     := --vms $(VMS) --scenario $(SCENARIO) --echo-bytes $(ECHO) \
+                --append "$(VMS_APPEND)" --vm-append "$(VM_CMDLINE)" --dhcp $(DHCP) \
                 --loss $(LOSS) --dup $(DUP) --reorder $(REORDER) --delay $(DELAY) --rate $(RATE) \
                 --seed $(SEED) --timeout $(TIMEOUT) --out $(OUT)/vms \
                 $(if $(filter 1,$(PCAP)),--pcap $(OUT)/vms/segment.pcap,) \
@@ -102,12 +107,17 @@ test-host:
 test-qemu: qemu-dep image
 	$(TOOLS) scenarios -- $(BOOT_OPTS)
 
-# Cross-VM smoke (until the cross-vm / mesh scenarios exist): 2 VMs on the
-# switch with 5 % loss; each must hear the other's announces (today every VM
-# is node-a, so they are ignored as "self"). About 4 s.
+# Cross-VM scenarios (serving nodes, own identities, judged by the harness):
+# cross-vm: 2 VMs over udp-sec, 1 MiB echoed hash-checked each way through the
+#           switch with 5 % loss and 2 % reordering;
+# mesh:     4 VMs, the full mesh (6 sessions), each pinged;
+# spoof:    3 VMs, the third impersonates node-2 and gets no session.
+VMS_TEST := --timeout 150 --accel $(ACCEL) --firmware $(FIRMWARE) --kernel $(IMAGE)
 test-vms: qemu-dep image
-	$(TOOLS) vms -- --vms 2 --append "idle_test_ms=2500" --loss 5 --seed 3 --timeout 60 \
-	  --out $(OUT)/vms --expect "dsoftbusd: announce ignored (self)" --accel $(ACCEL) --firmware $(FIRMWARE) --kernel $(IMAGE)
+	$(TOOLS) vms -- --vms 2 --append "transport=udp-sec" --echo-bytes 1048576 --loss 5 --reorder 2 \
+	  --seed 3 --out $(OUT)/vms/cross-vm $(VMS_TEST)
+	$(TOOLS) vms -- --vms 4 --out $(OUT)/vms/mesh $(VMS_TEST)
+	$(TOOLS) vms -- --vms 3 --scenario spoof --out $(OUT)/vms/spoof $(VMS_TEST)
 
 test: test-host test-qemu test-vms
 
@@ -118,6 +128,9 @@ bench: qemu-dep image
 	@# link model in simulated time; its own workspace keeps quinn out of CI builds.
 	$(CARGO) run -q --release --manifest-path tests/transport-bench/Cargo.toml
 	@$(TOOLS) boot-bench -- --runs 5 $(BOOT_OPTS)
+	@# Cross-VM: idle CPU of a serving VM, full-mesh set-up (4 and 8 VMs),
+	@# udp-sec echo between two VMs; each from real `make run VMS=N` runs.
+	@$(TOOLS) vm-bench -- $(BOOT_OPTS)
 	@$(MAKE) -s size
 
 fmt:

@@ -164,6 +164,9 @@ pub enum Marker<'a> {
     },
     /// `dsoftbusd: ping ok peer=<id> rtt_us=<n>`: a serving node's health check.
     PingOk { peer: DeviceId, rtt_us: u64 },
+    /// `dsoftbusd: echo ok peer=<id> bytes=<n> ms=<t>`: the bytes came back
+    /// through the peer's echo with the hash of what was sent.
+    EchoOk { peer: DeviceId, bytes: u64, ms: u64 },
     /// `SELFTEST: rpc ok`.
     RpcOk,
     /// `SELFTEST: blob ok`.
@@ -351,6 +354,11 @@ impl fmt::Display for Marker<'_> {
             Marker::PingOk { peer, rtt_us } => write!(
                 f,
                 "dsoftbusd: ping ok peer={} rtt_us={rtt_us}",
+                peer.as_str()
+            ),
+            Marker::EchoOk { peer, bytes, ms } => write!(
+                f,
+                "dsoftbusd: echo ok peer={} bytes={bytes} ms={ms}",
                 peer.as_str()
             ),
             Marker::RpcOk => f.write_str("SELFTEST: rpc ok"),
@@ -643,6 +651,14 @@ mod tests {
                     rtt_us: 412,
                 },
                 "dsoftbusd: ping ok peer=node-b rtt_us=412",
+            ),
+            (
+                Marker::EchoOk {
+                    peer: b,
+                    bytes: 1 << 20,
+                    ms: 830,
+                },
+                "dsoftbusd: echo ok peer=node-b bytes=1048576 ms=830",
             ),
             (Marker::RpcOk, "SELFTEST: rpc ok"),
             (Marker::BlobOk, "SELFTEST: blob ok"),

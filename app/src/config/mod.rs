@@ -27,6 +27,8 @@
 //! | `tofu`            | `on`, `off`                          | `on`     | trust on first use for ids not pinned |
 //! | `allow`           | `<service>:<id>\|*,...` (at most 16) | `ping:*,sd:*` | serve mode: who may use which service (deny by default) |
 //! | `udpsec_cc`       | `cubic`, `reno`                      | `cubic`  | udp-sec congestion controller |
+//! | `echo_bytes`      | `0..=16777216`                       | `0`      | serve mode: after the ping, echo this many bytes with each peer, hash-checked |
+//! | `dial`            | `lower-id`, `everyone`               | `lower-id` | whom the node dials on its own (`everyone`: ignore the tie-break; for tests, e.g. an impostor VM) |
 //!
 //! Limits: the line is at most [`MAX_CMDLINE_LEN`] bytes of printable ASCII
 //! (plus whitespace); a key is at most [`MAX_KEY_LEN`] bytes, a value at most
@@ -192,6 +194,10 @@ pub struct Config {
     pub allow: Option<heapless::Vec<AllowEntry, MAX_ALLOW>>,
     /// Congestion controller of udp-sec connections.
     pub udpsec_cc: CongestionControl,
+    /// Serve mode: bytes echoed with each peer after the ping.
+    pub echo_bytes: u32,
+    /// Dial every peer seen, ignoring the lower-id rule.
+    pub dial_everyone: bool,
 }
 
 impl Default for Config {
@@ -217,12 +223,14 @@ impl Default for Config {
             tofu: true,
             allow: None,
             udpsec_cc: CongestionControl::Cubic,
+            echo_bytes: 0,
+            dial_everyone: false,
         }
     }
 }
 
 /// Every known key, in the order of the table above (bit positions for duplicate checks).
-const KEYS: [&str; 20] = [
+const KEYS: [&str; 22] = [
     "nodes",
     "transport",
     "udpsec",
@@ -243,6 +251,8 @@ const KEYS: [&str; 20] = [
     "tofu",
     "allow",
     "udpsec_cc",
+    "echo_bytes",
+    "dial",
 ];
 
 impl Config {
@@ -440,6 +450,17 @@ impl Config {
                     bus::parse_allow(value)
                         .ok_or_else(|| bad("<service>:<id>|*,... (at most 16)"))?,
                 )
+            }
+            b"echo_bytes" => {
+                self.echo_bytes =
+                    parse_ranged(value, 0, 16 << 20).ok_or_else(|| bad("0..16777216"))?
+            }
+            b"dial" => {
+                self.dial_everyone = match value {
+                    b"lower-id" => false,
+                    b"everyone" => true,
+                    _ => return Err(bad("lower-id|everyone")),
+                }
             }
             b"udpsec_cc" => {
                 self.udpsec_cc = match value {
@@ -645,6 +666,23 @@ mod tests {
         assert_eq!(
             err("run_timeout_ms=99999999999"),
             "run_timeout_ms: bad value \"99999999999\" (expected 1000..600000)"
+        );
+    }
+
+    #[test]
+    fn echo_bytes_and_dial_parse_with_limits() {
+        let c = Config::parse(b"mode=serve echo_bytes=1048576 dial=everyone").unwrap();
+        assert_eq!(c.echo_bytes, 1 << 20);
+        assert!(c.dial_everyone);
+        assert!(!Config::default().dial_everyone);
+        assert_eq!(Config::default().echo_bytes, 0);
+        assert_eq!(
+            err("echo_bytes=16777217"),
+            "echo_bytes: bad value \"16777217\" (expected 0..16777216)"
+        );
+        assert_eq!(
+            err("dial=random"),
+            "dial: bad value \"random\" (expected lower-id|everyone)"
         );
     }
 

@@ -124,6 +124,18 @@ fn serve_event(prefix: NodePrefix, event: &ServeEvent) {
                 rtt_us: rtt.total_micros(),
             },
         ),
+        ServeEvent::EchoOk {
+            peer,
+            bytes,
+            elapsed,
+        } => console::marker(
+            prefix,
+            &Marker::EchoOk {
+                peer,
+                bytes,
+                ms: elapsed.total_millis(),
+            },
+        ),
         ServeEvent::PingFailed { peer, what } => {
             log::warn!("serve: health check of {} failed ({what})", peer.as_str())
         }

@@ -225,6 +225,9 @@ pub(super) fn run_setup(
             }
         }
         node_config.tofu = config.tofu;
+        if config.dial_everyone {
+            node_config.dial = DialPolicy::Everyone;
+        }
         if is_spoofer(config, index) {
             node_config.dial = DialPolicy::Everyone;
             node_config.pinned.clear();
@@ -253,7 +256,7 @@ pub(super) fn run_setup(
                     log::error!("serve: cannot publish the services ({})", e.label());
                     fail(prefix, Failure::BusStart);
                 }
-                App::Serve(ServeApp::new())
+                App::Serve(ServeApp::new(u64::from(config.echo_bytes)))
             }
         };
         nodes.push(Node {

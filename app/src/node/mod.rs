@@ -68,6 +68,9 @@ use transports::Transports;
 
 /// Most sessions (authenticated peers) one node holds.
 pub const MAX_SESSIONS: usize = 8;
+/// Connections each transport holds: every session, plus room for the
+/// moments two exist with one peer (simultaneous dials, a restart).
+pub const MAX_CONNS: usize = MAX_SESSIONS + 2;
 
 /// Whom this node dials on its own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -306,6 +309,7 @@ impl<D: Device> Node<D> {
             self.identity.clone(),
             TcpConfig {
                 port: self.cfg.tcp_port,
+                max_conns: MAX_CONNS,
                 ..TcpConfig::default()
             },
         );
@@ -318,6 +322,12 @@ impl<D: Device> Node<D> {
                 self.identity.clone(),
                 UdpSecConfig {
                     port,
+                    max_conns: MAX_CONNS,
+                    endpoint: dsb_transports::udpsec::EndpointConfig {
+                        max_connections: MAX_CONNS,
+                        max_half_open: 4,
+                        ..Default::default()
+                    },
                     conn: dsb_transports::udpsec::Config {
                         congestion: self.cfg.udpsec_cc,
                         ..Default::default()

@@ -1,8 +1,10 @@
 //! `vms`: `make run VMS=N`. Starts the segment switch, N QEMU processes (one
-//! node each) and, with `--dhcp slirp`, a slirp DHCP bridge; prints every
-//! console line as `[vmK] ...`, keeps per-VM logs in `out/vms/`, prints one
-//! summary line per VM and the switch counters, and exits 0 only if every VM
-//! reported success. Ctrl-C / SIGTERM stop every QEMU.
+//! serving node each, with its own identity) and, with `--dhcp slirp`, a
+//! slirp DHCP bridge; prints every console line as `[vmK] ...`, keeps per-VM
+//! logs in `out/vms/`, stops the VMs once every one reached its goal (the
+//! full mesh, see `dsb_tests::vms`), prints one summary line per VM and the
+//! switch counters, and exits 0 only if every VM reached its goal. Ctrl-C /
+//! SIGTERM stop every QEMU.
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,8 +14,8 @@ use dsb_tests::cli;
 use dsb_tests::switch::faults;
 use dsb_tests::vms::{self, DhcpMode, VmsConfig};
 
-const USAGE: &str = "usage: vms --vms N [--append CMDLINE] [--vm-append TEMPLATE] \
-[--dhcp none|slirp] [--loss PCT] [--dup PCT] [--reorder PCT] [--delay MS] [--rate MBIT] \
+const USAGE: &str = "usage: vms --vms N [--scenario mesh|spoof] [--echo-bytes N] \
+[--append CMDLINE] [--vm-append TEMPLATE] [--dhcp none|slirp] [--loss PCT] [--dup PCT] [--reorder PCT] [--delay MS] [--rate MBIT] \
 [--seed N] [--pcap FILE] [--out DIR] [--spare-ports N] [--idle-cpu SECS] [--expect LINE]... \
 [--accel tcg|kvm|auto] [--firmware auto|qboot|seabios] [--timeout SECS] [--kernel PATH]\n\
   TEMPLATE placeholders: {k} (1..N) {id} (node-{k}) {mac} {ip} (static fallback address)";
@@ -44,6 +46,8 @@ fn parse_args() -> Result<VmsConfig, String> {
                 vms_given = true;
             }
             "--append" => cfg.append = value()?,
+            "--scenario" => cfg.scenario = vms::VmScenario::parse(&value()?)?,
+            "--echo-bytes" => cfg.echo_bytes = parse_count(flag, &value()?, 0, 16 << 20)?,
             "--vm-append" => cfg.vm_template = value()?,
             "--dhcp" => cfg.dhcp = DhcpMode::parse(&value()?)?,
             "--loss" => f.loss_pct = faults::parse_pct("LOSS", &value()?)?,
@@ -118,6 +122,12 @@ fn main() -> ExitCode {
                 eprintln!("vms: vm{} qemu stderr: {}", vm.k, run.stderr.trim());
             }
         }
+    }
+    if let Some(t) = outcome.goal_at() {
+        eprintln!(
+            "vms: every VM reached its goal {:.0} ms after the first QEMU spawn",
+            t.as_secs_f64() * 1e3
+        );
     }
     let passed = outcome.vms.iter().filter(|v| v.passed()).count();
     eprintln!(

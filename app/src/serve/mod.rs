@@ -1,31 +1,40 @@
 //! The serving node's application (`mode=serve`): it publishes the node's
 //! built-in services with the configured access policies and, as a health
 //! check, pings every peer it gets a session with once (over the peer's
-//! `ping` echo, when the peer announces it). It never ends; the image runs
-//! it until QEMU is stopped.
+//! `ping` echo, when the peer announces it), then optionally echoes
+//! `echo_bytes` through it, hash-checked ([`probe`]). It never ends; the
+//! image runs it until QEMU is stopped.
+
+mod probe;
 
 use alloc::vec::Vec;
 
 use dsb_noise::DeviceId;
-use dsb_transports::mux::ChannelError;
 use smoltcp::phy::Device;
 use smoltcp::time::{Duration, Instant};
 
+use probe::Probe;
+pub use probe::{ProbeResult, PROBE_IDLE};
+
 use crate::bus::api::{BLOB, DIRECTORY, PING};
-use crate::bus::{Access, ApiError, ChannelRef};
+use crate::bus::{Access, ApiError};
 use crate::config::{AllowEntry, Who};
 use crate::node::{Node, NodeEvent, MAX_SESSIONS};
 
 /// Most peers probed at once.
 pub const MAX_PROBES: usize = MAX_SESSIONS;
-/// A probe that got no echo by then fails.
-pub const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the serving application reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ServeEvent {
     /// A peer answered the health-check ping over the session.
     PingOk { peer: DeviceId, rtt: Duration },
+    /// `bytes` went through the peer's echo and came back with the same hash.
+    EchoOk {
+        peer: DeviceId,
+        bytes: u64,
+        elapsed: Duration,
+    },
     /// The health check failed (no echo in time, refused, wrong echo).
     PingFailed { peer: DeviceId, what: &'static str },
 }
@@ -77,18 +86,11 @@ pub fn publish<D: Device>(
     Ok(())
 }
 
-struct Probe {
-    peer: DeviceId,
-    ch: Option<ChannelRef>,
-    nonce: [u8; 8],
-    sent: usize,
-    got: usize,
-    started: Instant,
-}
-
 /// The serving node's application.
 #[derive(Default)]
 pub struct ServeApp {
+    /// Bytes echoed with each peer after the ping (0: ping only).
+    echo_bytes: u64,
     /// Sessions up whose peer's services are not known yet.
     waiting: Vec<DeviceId>,
     probes: Vec<Probe>,
@@ -96,8 +98,13 @@ pub struct ServeApp {
 }
 
 impl ServeApp {
-    pub fn new() -> ServeApp {
-        ServeApp::default()
+    /// Pings every new peer; with `echo_bytes > 0` also echoes that many
+    /// bytes through its `ping` service and compares their hash.
+    pub fn new(echo_bytes: u64) -> ServeApp {
+        ServeApp {
+            echo_bytes,
+            ..ServeApp::default()
+        }
     }
 
     /// Takes the node events that concern it.
@@ -114,7 +121,7 @@ impl ServeApp {
                 self.probes.retain(|p| p.peer != peer);
             }
             NodeEvent::ChannelRefused { ch, .. } | NodeEvent::ChannelReset { ch, .. } => {
-                if let Some(i) = self.probes.iter().position(|p| p.ch == Some(ch)) {
+                if let Some(i) = self.probes.iter().position(|p| p.channel() == Some(ch)) {
                     let p = self.probes.swap_remove(i);
                     self.events.push(ServeEvent::PingFailed {
                         peer: p.peer,
@@ -135,9 +142,9 @@ impl ServeApp {
         }
     }
 
-    /// When a probe times out.
+    /// When a probe gives up, at the latest.
     pub fn poll_at(&self) -> Option<Instant> {
-        self.probes.iter().map(|p| p.started + PROBE_TIMEOUT).min()
+        self.probes.iter().map(Probe::poll_at).min()
     }
 
     /// Starts probes of peers that announce `ping`; drives running probes.
@@ -156,77 +163,24 @@ impl ServeApp {
                 }
                 Some(true) => {
                     self.waiting.swap_remove(i);
-                    let nonce = (now.total_micros() as u64).to_be_bytes();
-                    self.probes.push(Probe {
-                        peer,
-                        ch: None,
-                        nonce,
-                        sent: 0,
-                        got: 0,
-                        started: now,
-                    });
+                    self.probes.push(Probe::new(peer, now, self.echo_bytes));
                 }
             }
         }
-        let mut done: Vec<(usize, Result<Duration, &'static str>)> = Vec::new();
-        for (k, p) in self.probes.iter_mut().enumerate() {
-            if now >= p.started + PROBE_TIMEOUT {
-                done.push((k, Err("no echo in time")));
-                continue;
-            }
-            if let Some(r) = step(p, now, node) {
-                done.push((k, r));
-            }
-        }
-        for (k, r) in done.into_iter().rev() {
-            let p = self.probes.swap_remove(k);
-            if let Some(ch) = p.ch {
-                let _ = node.finish(ch);
-            }
-            self.events.push(match r {
-                Ok(rtt) => ServeEvent::PingOk { peer: p.peer, rtt },
-                Err(what) => ServeEvent::PingFailed { peer: p.peer, what },
-            });
-        }
+        let events = &mut self.events;
+        self.probes.retain_mut(|p| {
+            let peer = p.peer;
+            !p.step(now, node, &mut |r| {
+                events.push(match r {
+                    ProbeResult::Rtt(rtt) => ServeEvent::PingOk { peer, rtt },
+                    ProbeResult::Echo { bytes, elapsed } => ServeEvent::EchoOk {
+                        peer,
+                        bytes,
+                        elapsed,
+                    },
+                    ProbeResult::Failed(what) => ServeEvent::PingFailed { peer, what },
+                })
+            })
+        });
     }
-}
-
-/// Advances one probe; `Some` when it ended.
-fn step<D: Device>(
-    p: &mut Probe,
-    now: Instant,
-    node: &mut Node<D>,
-) -> Option<Result<Duration, &'static str>> {
-    let ch = match p.ch {
-        Some(ch) => ch,
-        None => match node.open(&p.peer, PING) {
-            Ok(ch) => {
-                p.ch = Some(ch);
-                ch
-            }
-            Err(ApiError::Channel(ChannelError::TooManyChannels)) => return None,
-            Err(_) => return Some(Err("ping open")),
-        },
-    };
-    if p.sent < p.nonce.len() {
-        match node.write(ch, p.nonce.get(p.sent..).unwrap_or(&[])) {
-            Ok(n) => p.sent += n,
-            Err(ApiError::Channel(ChannelError::WouldBlock)) => {}
-            Err(_) => return Some(Err("ping write")),
-        }
-    }
-    let mut buf = [0u8; 8];
-    let want = p.nonce.len() - p.got;
-    match node.read(ch, buf.get_mut(..want).unwrap_or(&mut [])) {
-        Ok(0) if want > 0 => return Some(Err("ping echo short")),
-        Ok(n) => {
-            if buf.get(..n) != p.nonce.get(p.got..p.got + n) {
-                return Some(Err("ping echo mismatch"));
-            }
-            p.got += n;
-        }
-        Err(ApiError::Channel(ChannelError::WouldBlock)) => {}
-        Err(_) => return Some(Err("ping read")),
-    }
-    (p.got == p.nonce.len()).then(|| Ok(now - p.started))
 }

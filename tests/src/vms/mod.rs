@@ -2,16 +2,24 @@
 //! process, on a thread), optionally one slirp DHCP bridge (a guest-less QEMU),
 //! and N QEMU processes with one virtio-net NIC each on their own switch port.
 //!
-//! - VM `k` (1-based) gets MAC `52:54:00:12:34:<k>` and the kernel command line
-//!   `<append> <per-VM template>`, the template's `{k}`, `{id}`, `{mac}` and
-//!   `{ip}` filled in (see [`expand_template`]).
+//! - VM `k` (1-based) is a serving node (`mode=serve`) with its own identity
+//!   and trust ([`plan`]), MAC `52:54:00:12:34:<k>` and the kernel command
+//!   line `<plan options> <append> <per-VM template>`, the template's `{k}`,
+//!   `{id}`, `{mac}` and `{ip}` filled in (see [`expand_template`]).
 //! - Each console line is printed as `[vmK] <line>` while it arrives, and each
 //!   VM's log (timestamps from its QEMU spawn) is kept in `<out>/vmK.log`.
-//! - The run ends when every QEMU has exited (or the time limit, or Ctrl-C /
-//!   SIGTERM, which kill every QEMU); then one summary line per VM and the
-//!   switch counters. It passed only if every VM reported success.
-//! - Sockets live in a fresh directory under the system temp dir (unix paths
-//!   must be short), removed at the end.
+//! - The run ends when every VM printed the lines of its goal (the full
+//!   mesh: [`plan`]); serving nodes never exit on their own, so the harness
+//!   then stops every QEMU. It also ends at the first forbidden line, when a
+//!   QEMU exits on its own, at the time limit, or on Ctrl-C / SIGTERM. Then
+//!   one summary line per VM and the switch counters. It passed only if every
+//!   VM reached its goal.
+//! - Sockets and identity files live in a fresh directory under the system
+//!   temp dir (unix paths must be short), removed at the end.
+
+mod plan;
+
+pub use plan::{make_plans, matches, vm_id, VmPlan, VmScenario, ALWAYS_FORBIDDEN};
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -27,8 +35,6 @@ use crate::switch::{net, Control, FaultConfig, PortSpec, PortStats, RunOptions, 
 /// Fewest and most VMs.
 pub const MIN_VMS: usize = 2;
 pub const MAX_VMS: usize = 8;
-/// The console line after which a VM counts as up for idle CPU sampling.
-pub const READY_MARKER: &str = "SELFTEST: all ok";
 
 /// How VMs get their IPv4 address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,12 +78,15 @@ pub struct VmsConfig {
     pub out_dir: PathBuf,
     /// Extra switch ports without a peer, for tools to attach (host CLI, ping).
     pub spare_ports: usize,
-    /// Measure each QEMU's CPU time over this window once every VM printed
-    /// [`READY_MARKER`].
+    /// Measure each QEMU's CPU time over this window once every VM reached
+    /// its goal (the VMs are then idle: nothing more to do).
     pub idle_cpu: Option<Duration>,
-    /// Console lines (substrings) every VM must print to pass, besides
-    /// reporting success.
+    /// Console lines (substrings) every VM must print to pass, besides its
+    /// goal.
     pub expect: Vec<String>,
+    pub scenario: VmScenario,
+    /// Bytes each VM echoes with every peer (hash-checked), 0: ping only.
+    pub echo_bytes: u64,
 }
 
 impl VmsConfig {
@@ -98,6 +107,8 @@ impl VmsConfig {
             spare_ports: 0,
             idle_cpu: None,
             expect: Vec::new(),
+            scenario: VmScenario::Mesh,
+            echo_bytes: 0,
         }
     }
 }
@@ -128,14 +139,16 @@ pub fn expand_template(template: &str, k: usize) -> String {
 /// image's own default is 5 s), unless the command line sets `dhcp_timeout_ms`.
 pub const NO_DHCP_WAIT_MS: u32 = 1000;
 
-/// VM `k`'s full kernel command line.
-pub fn vm_append(cfg: &VmsConfig, k: usize) -> String {
+/// VM `k`'s full kernel command line: its plan's options (mode, id,
+/// trust), then `append`, then the per-VM template.
+pub fn vm_append(cfg: &VmsConfig, k: usize, options: &str) -> String {
     let per_vm = expand_template(&cfg.vm_template, k);
-    let mut line = match (cfg.append.trim(), per_vm.trim()) {
-        ("", v) => v.to_string(),
-        (a, "") => a.to_string(),
-        (a, v) => format!("{a} {v}"),
-    };
+    let mut line = [options.trim(), cfg.append.trim(), per_vm.trim()]
+        .iter()
+        .filter(|p| !p.is_empty())
+        .copied()
+        .collect::<Vec<_>>()
+        .join(" ");
     if cfg.dhcp == DhcpMode::None && !line.contains("dhcp_timeout_ms=") {
         if !line.is_empty() {
             line.push(' ');
@@ -145,28 +158,36 @@ pub fn vm_append(cfg: &VmsConfig, k: usize) -> String {
     line
 }
 
-/// Hook for per-VM identities (issue 12, item 4): write VM `k`'s identity file
-/// under `dir` and return the QEMU arguments that hand it to the image, e.g.
-/// `["-fw_cfg", "name=opt/dsoftbus/identity,file=<dir>/vm<k>.identity"]`.
-/// Nothing yet: the image generates its keys at boot.
-pub fn identity_args(_k: usize, _dir: &Path) -> Result<Vec<String>, String> {
-    Ok(Vec::new())
-}
-
 /// What one VM did.
 #[derive(Debug)]
 pub struct VmResult {
     pub k: usize,
+    /// Its device id (the impostor of `spoof` claims node-2).
+    pub id: String,
     pub run: Result<Run, String>,
     /// QEMU CPU time share over the idle window, in percent of one core.
     pub idle_cpu_pct: Option<f64>,
     /// Expected lines this VM never printed.
     pub missing: Vec<String>,
+    /// Forbidden lines it printed.
+    pub forbidden: Vec<String>,
+    /// From the first QEMU spawn to the last line of its goal.
+    pub goal_at: Option<Duration>,
+    /// From the first QEMU spawn to its last required `session up`.
+    pub sessions_at: Option<Duration>,
 }
 
 impl VmResult {
+    /// It printed every line of its goal and nothing forbidden, and was
+    /// still running when the harness stopped it.
     pub fn passed(&self) -> bool {
-        self.missing.is_empty() && self.run.as_ref().is_ok_and(|r| r.verdict.is_pass())
+        self.missing.is_empty()
+            && self.forbidden.is_empty()
+            && self.goal_at.is_some()
+            && self
+                .run
+                .as_ref()
+                .is_ok_and(|r| r.verdict == qemu::Verdict::Cancelled)
     }
 
     /// `vm1: pass (guest reported success, 812 ms, qboot) 10.0.2.101/24 (static)`.
@@ -195,16 +216,29 @@ impl VmResult {
                 } else {
                     format!(" missing {:?}", self.missing)
                 };
+                let forbidden = if self.forbidden.is_empty() {
+                    String::new()
+                } else {
+                    format!(" printed forbidden {:?}", self.forbidden)
+                };
+                let goal = match self.goal_at {
+                    Some(t) => format!("goal at {:.0} ms", t.as_secs_f64() * 1e3),
+                    None => "goal not reached".into(),
+                };
+                let how = if run.verdict == qemu::Verdict::Cancelled {
+                    "stopped by the harness".to_string()
+                } else {
+                    run.verdict.to_string()
+                };
                 format!(
-                    "vm{}: {} ({}, {:.0} ms, {}){addr}{cpu}{missing}",
+                    "vm{} {}: {} ({goal}; {how}, {}){addr}{cpu}{missing}{forbidden}",
                     self.k,
+                    self.id,
                     if self.passed() { "pass" } else { "FAIL" },
-                    run.verdict,
-                    run.elapsed.as_secs_f64() * 1e3,
                     run.firmware
                 )
             }
-            Err(e) => format!("vm{}: FAIL ({e})", self.k),
+            Err(e) => format!("vm{} {}: FAIL ({e})", self.k, self.id),
         }
     }
 }
@@ -218,6 +252,30 @@ pub struct Outcome {
     pub switch: Vec<PortStats>,
     pub switch_lines: Vec<String>,
     pub cancelled: bool,
+}
+
+impl Outcome {
+    /// From the first spawn to the last VM reaching its goal.
+    pub fn goal_at(&self) -> Option<Duration> {
+        self.vms
+            .iter()
+            .map(|v| v.goal_at)
+            .collect::<Option<Vec<_>>>()?
+            .into_iter()
+            .max()
+    }
+
+    /// From the first spawn to the last pair authenticated (every honest
+    /// VM's last `session up`), once the goal was reached.
+    pub fn sessions_at(&self) -> Option<Duration> {
+        self.goal_at()?;
+        self.vms
+            .iter()
+            .filter(|v| v.sessions_at.is_some())
+            .map(|v| v.sessions_at)
+            .max()
+            .flatten()
+    }
 }
 
 impl Outcome {
@@ -331,10 +389,8 @@ pub fn run(
             peer: None,
         });
     }
-    // Per-VM identity arguments first: nothing is running yet if this fails.
-    let identities = (1..=cfg.vms)
-        .map(|k| identity_args(k, &sock_dir.0))
-        .collect::<Result<Vec<_>, String>>()?;
+    // Identities, trust and goals first: nothing is running yet if this fails.
+    let plans = make_plans(cfg.vms, cfg.scenario, cfg.echo_bytes, &sock_dir.0)?;
     let ports = net::bind_all(&specs)?;
     for i in 1..=cfg.spare_ports {
         print(&format!(
@@ -382,8 +438,10 @@ pub fn run(
     let (tx, rx) = mpsc::channel::<Msg>();
     let mut pids = Vec::new();
     let mut threads = Vec::new();
-    for k in 1..=cfg.vms {
-        let mut q = QemuConfig::new(1, vm_append(cfg, k));
+    let spawned = Instant::now();
+    for plan in &plans {
+        let k = plan.k;
+        let mut q = QemuConfig::new(1, vm_append(cfg, k, &plan.options));
         if let Some(kernel) = &cfg.kernel {
             q.kernel = kernel.clone();
         }
@@ -402,7 +460,7 @@ pub fn run(
             ),
             ("MAC".into(), vm_mac(k)),
         ];
-        q.extra_args = identities.get(k - 1).cloned().unwrap_or_default();
+        q.extra_args = plan.qemu_args.clone();
         q.cancel = Some(cancel.clone());
         let pid = Arc::new(AtomicU32::new(0));
         q.pid = Some(pid.clone());
@@ -434,7 +492,33 @@ pub fn run(
     drop(tx);
 
     let mut results: Vec<Option<Result<Run, String>>> = (0..cfg.vms).map(|_| None).collect();
-    let mut ready: Vec<Option<Instant>> = vec![None; cfg.vms];
+    // Per VM: which required lines were seen, forbidden lines seen, when its
+    // goal was complete.
+    let required: Vec<Vec<String>> = plans
+        .iter()
+        .map(|p| {
+            p.required
+                .iter()
+                .chain(cfg.expect.iter())
+                .cloned()
+                .collect()
+        })
+        .collect();
+    let forbidden: Vec<Vec<String>> = plans
+        .iter()
+        .map(|p| {
+            p.forbidden
+                .iter()
+                .cloned()
+                .chain(ALWAYS_FORBIDDEN.iter().map(|f| f.to_string()))
+                .collect()
+        })
+        .collect();
+    let mut seen: Vec<Vec<bool>> = required.iter().map(|r| vec![false; r.len()]).collect();
+    let mut bad: Vec<Vec<String>> = vec![Vec::new(); cfg.vms];
+    let mut ready: Vec<Option<Duration>> = vec![None; cfg.vms];
+    let mut sessions_at: Vec<Option<Duration>> = vec![None; cfg.vms];
+    let mut stopping = false;
     let mut idle_start: Option<(Instant, Vec<Option<Duration>>)> = None;
     let mut idle_cpu: Vec<Option<f64>> = vec![None; cfg.vms];
     let mut cancelled = false;
@@ -489,11 +573,45 @@ pub fn run(
                 }
             }
         }
+        // Stop every VM: the goal is met (and the idle window, if any, is
+        // over), or something failed.
+        let all_ready = ready.iter().all(Option::is_some);
+        let idle_done = cfg.idle_cpu.is_none() || idle_cpu.iter().any(Option::is_some);
+        let failed =
+            bad.iter().any(|b| !b.is_empty()) || results.iter().any(Option::is_some) && !stopping;
+        if !stopping && ((all_ready && idle_done) || failed) {
+            stopping = true;
+            if failed {
+                print("vms: a VM failed (forbidden line or exit): stopping every VM");
+            } else {
+                print(&format!(
+                    "vms: every VM reached its goal ({:.0} ms after the first spawn): stopping them",
+                    ready.iter().flatten().max().unwrap_or(&Duration::ZERO).as_secs_f64() * 1e3
+                ));
+            }
+            cancel.store(true, Ordering::Relaxed);
+        }
         match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(Msg::Line(k, line)) => {
-                if line.text == READY_MARKER {
-                    if let Some(slot) = ready.get_mut(k - 1) {
-                        slot.get_or_insert_with(Instant::now);
+                let i = k - 1;
+                if let (Some(req), Some(seen)) = (required.get(i), seen.get_mut(i)) {
+                    for (want, s) in req.iter().zip(seen.iter_mut()) {
+                        if !*s && matches(&line.text, want) {
+                            *s = true;
+                            if want.starts_with("dsoftbusd: session up") {
+                                sessions_at[i] = Some(spawned.elapsed());
+                            }
+                        }
+                    }
+                    if ready[i].is_none() && seen.iter().all(|s| *s) {
+                        ready[i] = Some(spawned.elapsed());
+                    }
+                }
+                if let (Some(forb), Some(b)) = (forbidden.get(i), bad.get_mut(i)) {
+                    for f in forb {
+                        if line.text.contains(f.as_str()) && !b.contains(f) {
+                            b.push(f.clone());
+                        }
                     }
                 }
                 print(&format!("[vm{k}] {}", line.text));
@@ -524,20 +642,23 @@ pub fn run(
         .enumerate()
         .map(|(i, r)| {
             let run = r.unwrap_or_else(|| Err("no result".into()));
-            let missing = match &run {
-                Ok(run) => cfg
-                    .expect
-                    .iter()
-                    .filter(|m| !run.lines.iter().any(|l| l.text.contains(m.as_str())))
-                    .cloned()
-                    .collect(),
-                Err(_) => cfg.expect.clone(),
-            };
+            let missing = required
+                .get(i)
+                .into_iter()
+                .flatten()
+                .zip(seen.get(i).into_iter().flatten())
+                .filter(|(_, s)| !**s)
+                .map(|(w, _)| w.trim_end().to_string())
+                .collect();
             VmResult {
                 k: i + 1,
+                id: plans.get(i).map_or_else(String::new, |p| p.id.clone()),
                 run,
                 idle_cpu_pct: idle_cpu.get(i).copied().flatten(),
                 missing,
+                forbidden: bad.get(i).cloned().unwrap_or_default(),
+                goal_at: ready.get(i).copied().flatten(),
+                sessions_at: sessions_at.get(i).copied().flatten(),
             }
         })
         .collect();
@@ -565,16 +686,16 @@ mod tests {
         cfg.append = "log=info".into();
         cfg.vm_template = "id={id}".into();
         assert_eq!(
-            vm_append(&cfg, 1),
-            "log=info id=node-1 dhcp_timeout_ms=1000"
+            vm_append(&cfg, 1, "mode=serve"),
+            "mode=serve log=info id=node-1 dhcp_timeout_ms=1000"
         );
         cfg.dhcp = DhcpMode::Slirp;
-        assert_eq!(vm_append(&cfg, 1), "log=info id=node-1");
+        assert_eq!(vm_append(&cfg, 1, ""), "log=info id=node-1");
         cfg.append.clear();
-        assert_eq!(vm_append(&cfg, 2), "id=node-2");
+        assert_eq!(vm_append(&cfg, 2, ""), "id=node-2");
         cfg.dhcp = DhcpMode::None;
         cfg.append = "dhcp_timeout_ms=300".into();
-        assert_eq!(vm_append(&cfg, 2), "dhcp_timeout_ms=300 id=node-2");
+        assert_eq!(vm_append(&cfg, 2, ""), "dhcp_timeout_ms=300 id=node-2");
     }
 
     #[test]
