@@ -3,7 +3,7 @@
 //! with identity binding, and exchange data over the mux. The node code is
 //! the image's own.
 
-use dsb_app::node::{DialPolicy, NodeConfig, NodeEvent};
+use dsb_app::node::{DialPolicy, DownReason, NodeConfig, NodeEvent};
 use dsb_app::selftest::TestEvent;
 use dsb_discovery::AnnounceError;
 use dsb_noise::{DeviceId, Identity};
@@ -186,6 +186,60 @@ fn peer_restart_leads_to_a_new_session_with_a_fresh_handshake() {
     assert_eq!(
         count(&sim, 0, |e| matches!(e, NodeEvent::AuthOk(_))),
         before + 1
+    );
+}
+
+/// A peer that reboots faster than the idle timeout: its new announces
+/// (higher boot epoch) end the stale session at once, and the lower id
+/// dials the new incarnation, instead of refusing it (`session-exists`)
+/// until the old session idles out.
+#[test]
+fn a_quick_reboot_replaces_the_stale_session_at_once() {
+    let ids = ["node-a", "node-b"];
+    let mut sim = NodeSim::new(&ids, WireConfig::default(), 9);
+    assert!(sim.run_until(Duration::from_secs(20), all_ok));
+    let mut cfg = NodeConfig::new(37022);
+    cfg.boot_epoch = 1;
+    sim.restart(1, "node-b", cfg);
+    let rebooted = sim.now;
+    let up_again = |s: &NodeSim| {
+        s.log.iter().any(|l| {
+            l.node == 0 && l.at > rebooted && matches!(l.event, NodeEvent::SessionUp { .. })
+        })
+    };
+    assert!(
+        sim.run_until(Duration::from_secs(10), up_again),
+        "{:#?}",
+        sim.log
+    );
+    let down = sim
+        .log
+        .iter()
+        .find(|l| {
+            l.node == 0 && l.at > rebooted && matches!(l.event, NodeEvent::SessionDown { .. })
+        })
+        .expect("the stale session ended");
+    assert!(
+        matches!(
+            down.event,
+            NodeEvent::SessionDown {
+                reason: DownReason::PeerRestarted,
+                ..
+            }
+        ),
+        "{:?}",
+        down.event
+    );
+    let new_up = sim
+        .log
+        .iter()
+        .find(|l| l.node == 0 && l.at > rebooted && matches!(l.event, NodeEvent::SessionUp { .. }))
+        .unwrap();
+    // Well inside the 6 s idle timeout that used to be the only way out.
+    assert!(
+        new_up.at - rebooted < Duration::from_secs(3),
+        "{}",
+        new_up.at - rebooted
     );
 }
 

@@ -8,11 +8,20 @@ pub(super) fn is_spoofer(config: &Config, index: usize) -> bool {
     config.scenario == Scenario::Spoof && index == 2
 }
 
-/// The blob store of an image's node: small, the heap is at most 32 MiB.
-const IMAGE_STORE: StoreConfig = StoreConfig {
+/// The blob store of a self-test node: small, up to three nodes share a
+/// heap of at most 32 MiB.
+const SELFTEST_STORE: StoreConfig = StoreConfig {
     blob_cap: 2 << 20,
     total_cap: 4 << 20,
     max_blobs: 16,
+    max_partials: 2,
+};
+
+/// The blob store of a serving node (alone in its image): half the heap.
+const SERVE_STORE: StoreConfig = StoreConfig {
+    blob_cap: 8 << 20,
+    total_cap: 16 << 20,
+    max_blobs: 64,
     max_partials: 2,
 };
 
@@ -233,7 +242,10 @@ pub(super) fn run_setup(
             node_config.pinned.clear();
             log::warn!("spoof: this stack claims device id node-b with its own keys");
         }
-        node_config.blob_store = IMAGE_STORE;
+        node_config.blob_store = match config.mode {
+            Mode::Selftest => SELFTEST_STORE,
+            Mode::Serve => SERVE_STORE,
+        };
         let window = node_config.mux.recv_window as usize;
         let mut node = node::Node::new(stack, identity, node_config);
         let app = match config.mode {

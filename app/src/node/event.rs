@@ -55,6 +55,8 @@ pub enum DownReason {
     ShortWrite,
     /// This node closed it.
     Local,
+    /// The peer's announces show it restarted since the session began.
+    PeerRestarted,
 }
 
 impl DownReason {
@@ -66,6 +68,7 @@ impl DownReason {
             DownReason::Superseded => "superseded",
             DownReason::ShortWrite => "transport-short-write",
             DownReason::Local => "local",
+            DownReason::PeerRestarted => "peer-restarted",
         }
     }
 }

@@ -462,11 +462,21 @@ impl<D: Device> Node<D> {
             );
         }
 
-        // 4. Sessions: closes the application asked for, then
-        //    transport → mux → services → mux → transport.
+        // 4. Sessions: closes the application asked for and those of
+        //    peers that restarted, then transport → mux → services → mux →
+        //    transport.
         for peer in core::mem::take(&mut bus.closing) {
             bus.sessions
                 .close(&mut cx, &mut bus.transports, &peer, events);
+        }
+        for peer in bus.sessions.restarted(&bus.discovery) {
+            bus.sessions.close_for(
+                &mut cx,
+                &mut bus.transports,
+                &peer,
+                DownReason::PeerRestarted,
+                events,
+            );
         }
         bus.sessions.pump(
             &mut cx,

@@ -53,6 +53,9 @@ pub(crate) struct Session {
     /// Channels we opened that the peer has not accepted or refused yet
     /// (at most the mux's channel cap).
     pub opening: Vec<(ChannelId, ServiceName)>,
+    /// The boot epoch of the peer's announces while this session lives
+    /// (the high half of their sequence numbers), once one was seen.
+    pub peer_epoch: Option<u32>,
 }
 
 impl Session {
@@ -277,6 +280,7 @@ impl Sessions {
                     mux,
                     owned: Vec::new(),
                     opening: Vec::new(),
+                    peer_epoch: epoch_of(discovery, &peer),
                 };
                 s.apply_services(services, &[]);
                 events.push(NodeEvent::SessionUp {
@@ -434,12 +438,45 @@ impl Sessions {
         }
     }
 
+    /// Peers whose announces carry a newer boot epoch than when their
+    /// session began: they restarted, and the session is a dead one's
+    /// (closing it at once lets the new one in, instead of waiting for the
+    /// idle timeout while the one-per-pair rule refuses the new session).
+    pub fn restarted(&mut self, discovery: &Discovery) -> heapless::Vec<DeviceId, MAX_SESSIONS> {
+        let mut out = heapless::Vec::new();
+        for s in self.list.iter_mut() {
+            let Some(now) = epoch_of(discovery, &s.peer) else {
+                continue;
+            };
+            match s.peer_epoch {
+                None => s.peer_epoch = Some(now),
+                Some(then) if now > then => {
+                    let _ = out.push(s.peer);
+                }
+                Some(_) => {}
+            }
+        }
+        out
+    }
+
     /// Closes the session with `peer` (gracefully where the transport can).
     pub fn close(
         &mut self,
         cx: &mut Cx<'_, '_>,
         transports: &mut Transports,
         peer: &DeviceId,
+        events: &mut Events,
+    ) -> bool {
+        self.close_for(cx, transports, peer, DownReason::Local, events)
+    }
+
+    /// Closes the session with `peer`, reporting `reason`.
+    pub fn close_for(
+        &mut self,
+        cx: &mut Cx<'_, '_>,
+        transports: &mut Transports,
+        peer: &DeviceId,
+        reason: DownReason,
         events: &mut Events,
     ) -> bool {
         let Some(i) = self.list.iter().position(|s| s.peer == *peer) else {
@@ -460,7 +497,7 @@ impl Sessions {
         events.push(NodeEvent::SessionDown {
             peer: s.peer,
             kind: s.kind,
-            reason: DownReason::Local,
+            reason,
         });
         true
     }
@@ -565,6 +602,12 @@ fn route(
             Routed::Nothing
         }
     }
+}
+
+/// The boot epoch of `peer`'s newest announce, if discovery holds one.
+fn epoch_of(discovery: &Discovery, peer: &DeviceId) -> Option<u32> {
+    let id = dsb_discovery::DeviceId::new(peer.as_bytes()).ok()?;
+    discovery.peer(&id).map(|p| (p.seq >> 32) as u32)
 }
 
 /// The service of a channel we opened, once the peer answered it.

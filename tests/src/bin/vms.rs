@@ -14,7 +14,7 @@ use dsb_tests::cli;
 use dsb_tests::switch::faults;
 use dsb_tests::vms::{self, DhcpMode, VmsConfig};
 
-const USAGE: &str = "usage: vms --vms N [--scenario mesh|spoof] [--echo-bytes N] \
+const USAGE: &str = "usage: vms --vms N [--scenario mesh|spoof] [--echo-bytes N] [--stay] [--workstation] \
 [--append CMDLINE] [--vm-append TEMPLATE] [--dhcp none|slirp] [--loss PCT] [--dup PCT] [--reorder PCT] [--delay MS] [--rate MBIT] \
 [--seed N] [--pcap FILE] [--out DIR] [--spare-ports N] [--idle-cpu SECS] [--expect LINE]... \
 [--accel tcg|kvm|auto] [--firmware auto|qboot|seabios] [--timeout SECS] [--kernel PATH]\n\
@@ -48,6 +48,8 @@ fn parse_args() -> Result<VmsConfig, String> {
             "--append" => cfg.append = value()?,
             "--scenario" => cfg.scenario = vms::VmScenario::parse(&value()?)?,
             "--echo-bytes" => cfg.echo_bytes = parse_count(flag, &value()?, 0, 16 << 20)?,
+            "--stay" => cfg.stay = true,
+            "--workstation" => cfg.workstation = true,
             "--vm-append" => cfg.vm_template = value()?,
             "--dhcp" => cfg.dhcp = DhcpMode::parse(&value()?)?,
             "--loss" => f.loss_pct = faults::parse_pct("LOSS", &value()?)?,

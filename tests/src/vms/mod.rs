@@ -19,7 +19,9 @@
 
 mod plan;
 
-pub use plan::{make_plans, matches, vm_id, VmPlan, VmScenario, ALWAYS_FORBIDDEN};
+pub use plan::{
+    make_plans, matches, vm_id, VmPlan, VmScenario, Workstation, ALWAYS_FORBIDDEN, WORKSTATION_ID,
+};
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -87,6 +89,13 @@ pub struct VmsConfig {
     pub scenario: VmScenario,
     /// Bytes each VM echoes with every peer (hash-checked), 0: ping only.
     pub echo_bytes: u64,
+    /// Keep the VMs serving after the goal, until Ctrl-C (no time limit).
+    /// Also implied by `mode=serve` in `append`.
+    pub stay: bool,
+    /// Make a workstation identity for `dsb`, trusted by every VM, with a
+    /// spare switch port and the segment descriptor ([`segment_file`]).
+    /// Implied by `stay`.
+    pub workstation: bool,
 }
 
 impl VmsConfig {
@@ -109,6 +118,8 @@ impl VmsConfig {
             expect: Vec::new(),
             scenario: VmScenario::Mesh,
             echo_bytes: 0,
+            stay: false,
+            workstation: false,
         }
     }
 }
@@ -252,6 +263,8 @@ pub struct Outcome {
     pub switch: Vec<PortStats>,
     pub switch_lines: Vec<String>,
     pub cancelled: bool,
+    /// The VMs served until Ctrl-C (then that is how a good run ends).
+    pub stayed: bool,
 }
 
 impl Outcome {
@@ -280,7 +293,69 @@ impl Outcome {
 
 impl Outcome {
     pub fn passed(&self) -> bool {
-        !self.cancelled && self.vms.iter().all(VmResult::passed)
+        (self.stayed || !self.cancelled) && self.vms.iter().all(VmResult::passed)
+    }
+}
+
+/// Where a running segment describes itself for `dsb` (`--segment auto`):
+/// `$XDG_RUNTIME_DIR/dsoftbus/segment`, else `/tmp/dsoftbus-<uid>/segment`.
+/// Format (`docs/protocol.md`, "Segment descriptor"): `key=value` lines
+/// `port=unix:<path>`, `identity=<path>`, `id=<device id>`, `dhcp=none|slirp`.
+pub fn segment_file() -> PathBuf {
+    let dir = match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d).join("dsoftbus"),
+        // SAFETY: getuid has no preconditions.
+        _ => std::env::temp_dir().join(format!("dsoftbus-{}", unsafe { libc::getuid() })),
+    };
+    dir.join("segment")
+}
+
+/// Spare switch ports a workstation run leaves for `dsb` processes (one
+/// station per port; `dsb` takes a free one by locking `<port>.lock`).
+pub const WORKSTATION_PORTS: usize = 4;
+
+/// Writes the segment descriptor; removes it on drop (if it is still ours).
+struct Descriptor {
+    path: PathBuf,
+    text: String,
+}
+
+impl Descriptor {
+    fn write(ports: &[PathBuf], ws: &Workstation, dhcp: DhcpMode) -> Result<Descriptor, String> {
+        use std::os::unix::fs::DirBuilderExt;
+        let path = segment_file();
+        if let Some(dir) = path.parent() {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
+        let ports: String = ports
+            .iter()
+            .map(|p| format!("port=unix:{}\n", p.display()))
+            .collect();
+        let text = format!(
+            "# dsoftbus segment: written by `make run VMS=N`, removed when it ends\n\
+             {ports}identity={}\nid={}\ndhcp={}\n",
+            ws.identity_file.display(),
+            ws.id,
+            match dhcp {
+                DhcpMode::None => "none",
+                DhcpMode::Slirp => "slirp",
+            }
+        );
+        fs::write(&path, &text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        Ok(Descriptor { path, text })
+    }
+}
+
+impl Drop for Descriptor {
+    fn drop(&mut self) {
+        // Another run may have replaced it meanwhile: remove only our own.
+        if fs::read_to_string(&self.path).is_ok_and(|t| t == self.text) {
+            let _ = fs::remove_file(&self.path);
+        }
     }
 }
 
@@ -370,6 +445,29 @@ pub fn run(
     let sock_dir = SocketDir(sock_dir);
     let sock = |name: &str| sock_dir.0.join(name);
 
+    // `mode=serve` on the common line: the user wants the VMs to stay.
+    let user_serve = cfg.append.split_whitespace().any(|o| o == "mode=serve");
+    let stay = cfg.stay || user_serve;
+    let workstation = cfg.workstation || stay;
+    // One station per switch port: room for a few `dsb` at once.
+    let spare_ports = if workstation {
+        cfg.spare_ports.max(WORKSTATION_PORTS)
+    } else {
+        cfg.spare_ports
+    };
+    // Identities, trust and goals first: nothing is running yet if this fails.
+    let (mut plans, ws) = make_plans(
+        cfg.vms,
+        cfg.scenario,
+        cfg.echo_bytes,
+        workstation,
+        &sock_dir.0,
+    )?;
+    if user_serve {
+        for p in plans.iter_mut() {
+            p.options = p.options.replacen("mode=serve ", "", 1);
+        }
+    }
     // Switch ports: VMs, then the DHCP bridge, then spare ports.
     let mut specs: Vec<PortSpec> = (1..=cfg.vms)
         .map(|k| PortSpec::Unix {
@@ -383,16 +481,14 @@ pub fn run(
             peer: Some(sock("dhcp")),
         });
     }
-    for i in 1..=cfg.spare_ports {
+    for i in 1..=spare_ports {
         specs.push(PortSpec::Unix {
             local: sock(&format!("spare{i}")),
             peer: None,
         });
     }
-    // Identities, trust and goals first: nothing is running yet if this fails.
-    let plans = make_plans(cfg.vms, cfg.scenario, cfg.echo_bytes, &sock_dir.0)?;
     let ports = net::bind_all(&specs)?;
-    for i in 1..=cfg.spare_ports {
+    for i in 1..=spare_ports {
         print(&format!(
             "vms: spare switch port unix:{} (attach by sending frames to it)",
             sock(&format!("spare{i}")).display()
@@ -434,6 +530,32 @@ pub fn run(
         DhcpMode::None => None,
     };
 
+    let _descriptor = match &ws {
+        Some(ws) => {
+            let ports: Vec<PathBuf> = (1..=spare_ports)
+                .map(|i| sock(&format!("spare{i}")))
+                .collect();
+            let d = Descriptor::write(&ports, ws, cfg.dhcp);
+            match d {
+                Ok(d) => {
+                    print(&format!(
+                        "vms: dsb attaches as `{}` through {} spare switch ports (described in {})",
+                        ws.id,
+                        ports.len(),
+                        d.path.display()
+                    ));
+                    Some(d)
+                }
+                Err(e) => {
+                    stop_switch(&control);
+                    let _ = switch.join();
+                    return Err(e);
+                }
+            }
+        }
+        None => None,
+    };
+
     let cancel = Arc::new(AtomicBool::new(false));
     let (tx, rx) = mpsc::channel::<Msg>();
     let mut pids = Vec::new();
@@ -447,7 +569,12 @@ pub fn run(
         }
         q.accel = cfg.accel;
         q.firmware = cfg.firmware;
-        q.timeout = cfg.timeout;
+        // A staying VM serves until Ctrl-C.
+        q.timeout = if stay {
+            Duration::from_secs(24 * 3600)
+        } else {
+            cfg.timeout
+        };
         q.net_file = Some("net-vm.args".into());
         q.vars = vec![
             (
@@ -519,6 +646,7 @@ pub fn run(
     let mut ready: Vec<Option<Duration>> = vec![None; cfg.vms];
     let mut sessions_at: Vec<Option<Duration>> = vec![None; cfg.vms];
     let mut stopping = false;
+    let mut announced_stay = false;
     let mut idle_start: Option<(Instant, Vec<Option<Duration>>)> = None;
     let mut idle_cpu: Vec<Option<f64>> = vec![None; cfg.vms];
     let mut cancelled = false;
@@ -579,7 +707,15 @@ pub fn run(
         let idle_done = cfg.idle_cpu.is_none() || idle_cpu.iter().any(Option::is_some);
         let failed =
             bad.iter().any(|b| !b.is_empty()) || results.iter().any(Option::is_some) && !stopping;
-        if !stopping && ((all_ready && idle_done) || failed) {
+        if stay && all_ready && !announced_stay {
+            announced_stay = true;
+            print(&format!(
+                "vms: every VM reached its goal ({:.0} ms after the first spawn); serving until Ctrl-C. \
+                 From another terminal: dsb peers, dsb ping node-1, dsb put node-1 <file>",
+                ready.iter().flatten().max().unwrap_or(&Duration::ZERO).as_secs_f64() * 1e3
+            ));
+        }
+        if !stopping && ((all_ready && idle_done && !stay) || failed) {
             stopping = true;
             if failed {
                 print("vms: a VM failed (forbidden line or exit): stopping every VM");
@@ -667,6 +803,7 @@ pub fn run(
         switch: report.ports,
         switch_lines,
         cancelled,
+        stayed: stay,
     })
 }
 

@@ -15,6 +15,11 @@
 //!   peer=node-j` and, with `echo_bytes`, `dsoftbusd: echo ok peer=node-j
 //!   bytes=<n>` (the bytes came back through node-j's echo with the hash of
 //!   what was sent): N(N-1)/2 sessions, each authenticated and carrying data.
+//! - **Workstation.** With a workstation (`make run VMS=N CMDLINE=mode=serve`,
+//!   or `--workstation`), the harness also writes an identity for `dsb`
+//!   (device id [`WORKSTATION_ID`]), and every honest VM pins it too; VM 1
+//!   lets it use `blob` (`allow=ping:*,sd:*,blob:workstation`), the others
+//!   keep the default (`blob` denied), so both answers can be tried.
 //! - **`spoof`.** The last VM is an impostor: it claims `node-2` with keys of
 //!   its own and dials everyone (`dial=everyone`, trust on first use). The
 //!   honest VMs must still reach the mesh among themselves; node-1 must ignore
@@ -66,6 +71,16 @@ pub struct VmPlan {
     pub forbidden: Vec<String>,
 }
 
+/// The device id of the workstation identity (`dsb`).
+pub const WORKSTATION_ID: &str = "workstation";
+
+/// The identity the harness made for `dsb`.
+#[derive(Debug)]
+pub struct Workstation {
+    pub id: String,
+    pub identity_file: PathBuf,
+}
+
 /// The device id of VM `k` in an honest run.
 pub fn vm_id(k: usize) -> String {
     format!("node-{k}")
@@ -96,13 +111,15 @@ fn write_identity(path: &Path, identity: &Identity) -> Result<(), String> {
         .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
-/// Plans `vms` VMs: identities written under `dir`, command lines, goals.
+/// Plans `vms` VMs: identities written under `dir`, command lines, goals;
+/// with `workstation`, also an identity for `dsb` that every honest VM trusts.
 pub fn make_plans(
     vms: usize,
     scenario: VmScenario,
     echo_bytes: u64,
+    workstation: bool,
     dir: &Path,
-) -> Result<Vec<VmPlan>, String> {
+) -> Result<(Vec<VmPlan>, Option<Workstation>), String> {
     if scenario == VmScenario::Spoof && vms < 3 {
         return Err("SCENARIO=spoof needs VMS=3 or more (two honest VMs and the impostor)".into());
     }
@@ -115,6 +132,21 @@ pub fn make_plans(
             Identity::generate(&id, &mut rng).map_err(|e| format!("keys for vm{k}: {e}"))?;
         identities.push((k, id, identity));
     }
+    let ws = if workstation {
+        let identity = Identity::generate(WORKSTATION_ID, &mut rng)
+            .map_err(|e| format!("keys for the workstation: {e}"))?;
+        let identity_file = dir.join("workstation.identity");
+        write_identity(&identity_file, &identity)?;
+        Some((
+            Workstation {
+                id: WORKSTATION_ID.to_string(),
+                identity_file,
+            },
+            format!("{WORKSTATION_ID}:{}", hex(&identity.device_public_key())),
+        ))
+    } else {
+        None
+    };
     let honest: Vec<&(usize, String, Identity)> = identities
         .iter()
         .filter(|(k, _, _)| !impostor(*k))
@@ -140,11 +172,18 @@ pub fn make_plans(
                 vec!["dsoftbusd: session up".to_string()],
             )
         } else {
-            let trust: Vec<String> = honest
+            let mut trust: Vec<String> = honest
                 .iter()
                 .filter(|(j, _, _)| *j != k)
                 .map(|(_, pid, pi)| format!("{pid}:{}", hex(&pi.device_public_key())))
                 .collect();
+            let mut allow = String::new();
+            if let Some((_, pin)) = &ws {
+                trust.push(pin.clone());
+                if k == 1 {
+                    allow = format!(" allow=ping:*,sd:*,blob:{WORKSTATION_ID}");
+                }
+            }
             let mut required = Vec::new();
             for (_, peer, _) in honest.iter().filter(|(j, _, _)| *j != k) {
                 required.push(format!("dsoftbusd: session up peer={peer} "));
@@ -160,7 +199,7 @@ pub fn make_plans(
             }
             (
                 format!(
-                    "mode=serve id={id} trust={} tofu=off{echo}",
+                    "mode=serve id={id} trust={} tofu=off{allow}{echo}",
                     trust.join(",")
                 ),
                 required,
@@ -177,7 +216,7 @@ pub fn make_plans(
             forbidden,
         });
     }
-    Ok(plans)
+    Ok((plans, ws.map(|(w, _)| w)))
 }
 
 /// Lines no VM may print, whatever the scenario.
@@ -211,7 +250,8 @@ mod tests {
     #[test]
     fn a_mesh_pins_every_other_vm_and_expects_every_pair() {
         let dir = tmp("mesh");
-        let plans = make_plans(3, VmScenario::Mesh, 1024, &dir).unwrap();
+        let (plans, ws) = make_plans(3, VmScenario::Mesh, 1024, false, &dir).unwrap();
+        assert!(ws.is_none());
         assert_eq!(plans.len(), 3);
         let p1 = &plans[0];
         assert!(p1.options.starts_with("mode=serve id=node-1 trust=node-2:"));
@@ -251,7 +291,7 @@ mod tests {
     #[test]
     fn a_spoof_run_has_an_impostor_claiming_node_2() {
         let dir = tmp("spoof");
-        let plans = make_plans(3, VmScenario::Spoof, 0, &dir).unwrap();
+        let (plans, _) = make_plans(3, VmScenario::Spoof, 0, false, &dir).unwrap();
         let imp = &plans[2];
         assert!(!imp.honest);
         assert_eq!(imp.id, "node-2");
@@ -261,7 +301,24 @@ mod tests {
         assert_eq!(plans[0].required.len(), 2 + 1);
         assert!(plans[0].options.contains("trust=node-2:"));
         assert!(!plans[0].options.contains("node-3"));
-        assert!(make_plans(2, VmScenario::Spoof, 0, &dir).is_err());
+        assert!(make_plans(2, VmScenario::Spoof, 0, false, &dir).is_err());
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_workstation_is_trusted_by_every_vm_and_may_use_vm1s_blob() {
+        let dir = tmp("ws");
+        let (plans, ws) = make_plans(2, VmScenario::Mesh, 0, true, &dir).unwrap();
+        let ws = ws.unwrap();
+        assert_eq!(ws.id, WORKSTATION_ID);
+        assert!(ws.identity_file.exists());
+        for p in &plans {
+            assert!(p.options.contains(",workstation:") || p.options.contains("=workstation:"));
+        }
+        assert!(plans[0]
+            .options
+            .contains("allow=ping:*,sd:*,blob:workstation"));
+        assert!(!plans[1].options.contains("allow="));
         let _ = fs::remove_dir_all(&dir);
     }
 

@@ -1,0 +1,303 @@
+//! `dsb` as one more node on the bus: the image's node runtime
+//! (`dsb_app::node::Node`) over a userspace smoltcp stack on a switch port,
+//! with its own identity, driven by a loop that sleeps until the node's next
+//! deadline or the next frame.
+
+use std::collections::VecDeque;
+use std::io::Read;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration as StdDuration;
+
+use dsb_app::net::{GatewayPing, NetStack, NetStackConfig};
+use dsb_app::node::{Direction, Node, NodeConfig, NodeEvent};
+use dsb_noise::{DeviceId, Identity};
+use dsb_transports::transport::{TransportError, TransportKind};
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use smoltcp::time::{Duration, Instant};
+use smoltcp::wire::{EthernetAddress, Ipv4Address, Ipv4Cidr};
+
+use crate::device::SwitchPort;
+use crate::error::{Failure, Result};
+use crate::segment::Segment;
+
+/// Set by SIGINT / SIGTERM.
+pub static STOP: AtomicBool = AtomicBool::new(false);
+/// Node events kept for the command at most (oldest dropped).
+const EVENT_CAP: usize = 4096;
+/// Longest sleep between polls.
+const MAX_SLEEP: StdDuration = StdDuration::from_millis(20);
+
+extern "C" fn on_stop(_: libc::c_int) {
+    STOP.store(true, Ordering::Relaxed);
+}
+
+/// Ctrl-C and SIGTERM end the current command cleanly.
+pub fn catch_signals() {
+    let handler = on_stop as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    // SAFETY: the handler only stores to an atomic.
+    unsafe {
+        libc::signal(libc::SIGINT, handler);
+        libc::signal(libc::SIGTERM, handler);
+    }
+}
+
+/// 32 bytes from the OS's random source.
+pub fn os_seed() -> Result<[u8; 32]> {
+    let mut seed = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut seed))
+        .map_err(|e| Failure::error(format!("cannot read /dev/urandom: {e}")))?;
+    Ok(seed)
+}
+
+/// Reads and checks an identity file (`dsb keygen`, the VMs' fw_cfg files).
+pub fn load_identity(path: &Path) -> Result<Identity> {
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| {
+            f.take(dsb_noise::MAX_IDENTITY_FILE_LEN as u64 + 1)
+                .read_to_end(&mut bytes)
+        })
+        .map_err(|e| {
+            Failure::error(format!("cannot read identity file {}: {e}", path.display()))
+        })?;
+    let identity = dsb_noise::parse_identity_file(&bytes).map_err(|e| {
+        Failure::error(format!(
+            "{}: not a usable identity file ({e})",
+            path.display()
+        ))
+    });
+    // The secret bytes are dropped here; `Identity` zeroizes its own.
+    bytes.iter_mut().for_each(|b| *b = 0);
+    identity
+}
+
+/// How `dsb` joins.
+pub struct HostOptions {
+    pub identity: Option<std::path::PathBuf>,
+    pub ip: Option<Ipv4Cidr>,
+}
+
+/// Parses `a.b.c.d/p` (or `a.b.c.d`, /24).
+pub fn parse_ip(s: &str) -> Result<Ipv4Cidr> {
+    let (addr, prefix) = match s.split_once('/') {
+        Some((a, p)) => (a, p.parse::<u8>().ok()),
+        None => (s, Some(24)),
+    };
+    match (addr.parse::<Ipv4Address>(), prefix) {
+        (Ok(a), Some(p)) if (8..=30).contains(&p) && !a.is_unspecified() => Ok(Ipv4Cidr::new(a, p)),
+        _ => Err(Failure::usage(format!(
+            "bad --ip {s:?}: expected a.b.c.d/8..30"
+        ))),
+    }
+}
+
+/// One node of ours and its loop.
+pub struct Host {
+    pub node: Node<SwitchPort>,
+    rng: ChaCha20Rng,
+    start: std::time::Instant,
+    events: VecDeque<NodeEvent>,
+}
+
+impl Host {
+    /// Attaches to `segment` with our identity.
+    pub fn attach(segment: &Segment, opts: &HostOptions) -> Result<Host> {
+        let mut rng = ChaCha20Rng::from_seed(os_seed()?);
+        let identity = match opts.identity.as_deref().or(segment.identity.as_deref()) {
+            Some(p) => load_identity(p)?,
+            None => {
+                let id = format!("dsb-{:04x}", std::process::id() & 0xffff);
+                Identity::generate(&id, &mut rng)
+                    .map_err(|e| Failure::error(format!("cannot make keys: {e}")))?
+            }
+        };
+        let port = SwitchPort::attach_any(&segment.ports).map_err(Failure::unreachable)?;
+        let pid = std::process::id();
+        let mac = EthernetAddress([0x02, 0x64, 0x73, 0x62, (pid >> 8) as u8, pid as u8]);
+        let cidr = opts.ip.unwrap_or_else(|| {
+            Ipv4Cidr::new(Ipv4Address::new(10, 0, 2, 200 + (pid % 50) as u8), 24)
+        });
+        let mut stack_cfg = NetStackConfig::new(mac, rand_core::RngCore::next_u64(&mut rng));
+        stack_cfg.fallback = Some(cidr);
+        stack_cfg.gateway_ping = GatewayPing::Optional;
+        stack_cfg.dhcp_timeout = if segment.dhcp {
+            Duration::from_secs(3)
+        } else {
+            Duration::from_millis(1)
+        };
+        let start = std::time::Instant::now();
+        let stack = NetStack::new(port, stack_cfg, Instant::ZERO)
+            .map_err(|e| Failure::error(format!("network stack: {}", e.label())))?;
+        let mut cfg = NodeConfig::new(37021);
+        cfg.udpsec_port = Some(37031);
+        cfg.boot_epoch = next_epoch(identity.device_id().as_str());
+        Ok(Host {
+            node: Node::new(stack, identity, cfg),
+            rng,
+            start,
+            events: VecDeque::new(),
+        })
+    }
+
+    pub fn now(&self) -> Instant {
+        Instant::from_micros(self.start.elapsed().as_micros() as i64)
+    }
+
+    /// Polls the node, keeps its events, sleeps until there is work.
+    pub fn step(&mut self) {
+        let now = self.now();
+        self.node.poll(now, &mut self.rng);
+        while let Some(e) = self.node.next_event() {
+            if self.events.len() >= EVENT_CAP {
+                self.events.pop_front();
+            }
+            self.events.push_back(e);
+        }
+        if !self.events.is_empty() {
+            return;
+        }
+        let now = self.now();
+        let sleep = self
+            .node
+            .poll_at(now)
+            .map_or(MAX_SLEEP, |t| {
+                StdDuration::from_micros((t - now.min(t)).total_micros())
+            })
+            .min(MAX_SLEEP);
+        self.node.stack().device().wait(sleep);
+    }
+
+    pub fn next_event(&mut self) -> Option<NodeEvent> {
+        self.events.pop_front()
+    }
+
+    /// Steps until `f` returns `Some` (given each event, then `None` once
+    /// per step) or `limit` passes (`Err` unreachable with `what`).
+    pub fn run<T>(
+        &mut self,
+        limit: StdDuration,
+        what: impl Fn() -> String,
+        mut f: impl FnMut(&mut Node<SwitchPort>, Option<&NodeEvent>) -> Option<Result<T>>,
+    ) -> Result<T> {
+        let end = std::time::Instant::now() + limit;
+        loop {
+            if STOP.load(Ordering::Relaxed) {
+                return Err(Failure::error("interrupted"));
+            }
+            while let Some(e) = self.next_event() {
+                if let Some(r) = f(&mut self.node, Some(&e)) {
+                    return r;
+                }
+            }
+            if let Some(r) = f(&mut self.node, None) {
+                return r;
+            }
+            if std::time::Instant::now() >= end {
+                return Err(Failure::unreachable(what()));
+            }
+            self.step();
+        }
+    }
+
+    /// Waits until discovery knows `peer`.
+    pub fn find(&mut self, peer: &DeviceId, limit: StdDuration) -> Result<()> {
+        let secs = limit.as_secs_f64();
+        self.run(
+            limit,
+            || {
+                format!(
+                    "unknown peer {}: not heard on the segment within {secs:.0} s",
+                    peer.as_str()
+                )
+            },
+            |node, _| {
+                node.peers()
+                    .any(|p| p.device_id.as_bytes() == peer.as_bytes())
+                    .then_some(Ok(()))
+            },
+        )
+    }
+
+    /// A session with `peer`: found, dialled, authenticated. A refusal is
+    /// `denied`, silence `unreachable`.
+    pub fn session(&mut self, peer: &DeviceId, limit: StdDuration) -> Result<TransportKind> {
+        self.find(peer, limit)?;
+        if let Some(s) = self.node.session_stats(peer) {
+            return Ok(s.kind);
+        }
+        self.node
+            .connect(peer)
+            .map_err(|e| Failure::error(format!("cannot dial {}: {}", peer.as_str(), e.label())))?;
+        let secs = limit.as_secs_f64();
+        self.run(
+            limit,
+            || format!("no session with {} within {secs:.0} s", peer.as_str()),
+            |node, ev| match ev {
+                Some(NodeEvent::SessionUp { peer: p, kind, .. }) if p == peer => Some(Ok(*kind)),
+                Some(NodeEvent::HandshakeFailed {
+                    peer: Some(p),
+                    error,
+                    direction: Direction::Outbound,
+                }) if p == peer => refused(peer, error),
+                _ => node.session_stats(peer).map(|s| Ok(s.kind)),
+            },
+        )
+    }
+}
+
+/// A failed handshake towards `peer`: a refusal ends the command (denied);
+/// anything else is retried by the node until the time limit.
+fn refused<T>(peer: &DeviceId, error: &TransportError) -> Option<Result<T>> {
+    let label = error.label();
+    // `session-exists`: the peer is opening the session itself (the lower
+    // id dials); it arrives as `SessionUp`.
+    if label.ends_with("session-exists") {
+        return None;
+    }
+    (label.starts_with("refused") || error.is_identity_mismatch()).then(|| {
+        Err(Failure::denied(format!(
+            "{} refused our session ({label}): it does not trust this identity",
+            peer.as_str()
+        )))
+    })
+}
+
+/// This run's boot epoch for `id`: announce sequence numbers must grow
+/// from one run to the next (peers drop older ones as replays, and a newer
+/// epoch tells them the old session is dead). The clock's seconds, but
+/// always above the last run's, which is kept in
+/// `<runtime dir>/dsoftbus/epoch-<id>` (two runs may start in one second).
+fn next_epoch(id: &str) -> u32 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as u32);
+    let Some(dir) = crate::segment::descriptor_path()
+        .parent()
+        .map(Path::to_path_buf)
+    else {
+        return now;
+    };
+    let path = dir.join(format!("epoch-{id}"));
+    let last = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| t.trim().parse::<u32>().ok());
+    let epoch = match last {
+        Some(l) if l >= now => l.saturating_add(1),
+        _ => now,
+    };
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::write(&path, epoch.to_string());
+    epoch
+}
+
+/// Parses a device id argument.
+pub fn device_id(s: &str) -> Result<DeviceId> {
+    DeviceId::new(s).map_err(|_| {
+        Failure::usage(format!(
+            "bad device id {s:?}: 1..=32 bytes of [A-Za-z0-9._-]"
+        ))
+    })
+}

@@ -1,0 +1,237 @@
+//! `dsb`: a host node and command-line tool that joins a DSoftBus-lite bus
+//! from a workstation. It runs the image's own node runtime (discovery,
+//! Noise XK sessions with identity binding, the multiplexer, the bus API)
+//! as one more node with its own identity, over a userspace smoltcp stack
+//! attached to the segment switch of `make run VMS=N`.
+
+mod cmd;
+mod device;
+mod error;
+mod host;
+mod segment;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use error::{Failure, Result, EXIT_CODES};
+use host::{Host, HostOptions};
+
+#[derive(Parser)]
+#[command(
+    name = "dsb",
+    version,
+    about = "Join a DSoftBus-lite bus from a workstation: list peers, ping, call services, move blobs, serve",
+    after_help = EXIT_CODES
+)]
+struct Cli {
+    /// Where to attach: `auto` (the segment a running `make run VMS=N` describes)
+    /// or `unix:<path>` (a switch port).
+    #[arg(long, global = true, default_value = "auto", value_name = "ADDR")]
+    segment: String,
+    /// Identity file (`dsb keygen`). Default: the workstation identity of the
+    /// segment, else a fresh one for this run (peers with `tofu=off` refuse it).
+    #[arg(long, global = true, value_name = "FILE")]
+    identity: Option<PathBuf>,
+    /// Our address on the segment (`a.b.c.d/prefix`). Default: 10.0.2.(200 + pid % 50)/24.
+    #[arg(long, global = true, value_name = "CIDR")]
+    ip: Option<String>,
+    /// Seconds to wait for a peer, a session, an answer or transfer progress.
+    #[arg(long, global = true, default_value_t = 5.0, value_name = "SECS")]
+    timeout: f64,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// List the devices on the bus: id, address, transports, services, key, last seen.
+    #[command(after_help = "Example: dsb peers --json")]
+    Peers {
+        /// Keep listening and reprint every second until Ctrl-C.
+        #[arg(long)]
+        watch: bool,
+        /// Seconds to listen for announces before printing.
+        #[arg(long, default_value_t = 2.0, value_name = "SECS")]
+        wait: f64,
+    },
+    /// Round trips through a peer's `ping` echo over an authenticated session.
+    #[command(after_help = "Example: dsb ping node-1 -c 5")]
+    Ping {
+        /// The peer's device id.
+        peer: String,
+        /// Number of round trips.
+        #[arg(short = 'c', long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        count: u32,
+        /// Milliseconds between round trips.
+        #[arg(short = 'i', long, default_value_t = 200, value_name = "MS")]
+        interval: u64,
+    },
+    /// One request/response with a peer's service (JSON for `sd`; text or --hex otherwise).
+    #[command(
+        after_help = "Examples: dsb call node-1 sd\n          dsb call node-1 sd '\"List\"'\n          dsb call node-2 echo --hex 00ff"
+    )]
+    Call {
+        peer: String,
+        service: String,
+        /// The request (`sd`: JSON, default "List").
+        request: Option<String>,
+        /// The request is hex.
+        #[arg(long)]
+        hex: bool,
+    },
+    /// Upload a file into a peer's blob store (hash-checked by the peer).
+    #[command(after_help = "Example: dsb put node-1 firmware.bin")]
+    Put {
+        peer: String,
+        file: PathBuf,
+        /// Blob name (default: the file's name).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Download a blob from a peer's store (hash-checked before writing).
+    #[command(after_help = "Example: dsb get node-1 firmware.bin -o /tmp/fw.bin")]
+    Get {
+        peer: String,
+        name: String,
+        /// Where to write it (default: ./<name>; `-`: stdout).
+        #[arg(short = 'o', long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Refuse blobs larger than this many bytes (at most 64 MiB).
+        #[arg(long, default_value_t = 64 << 20, value_name = "BYTES")]
+        max: u64,
+        /// Replace the output file if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Serve from this workstation until Ctrl-C: ping, sd, blob and --publish'ed RPC echo services.
+    #[command(
+        after_help = "Example: dsb serve --allow 'ping=*' --allow 'sd=*' --allow blob=node-1 --publish echo --allow 'echo=*'"
+    )]
+    Serve {
+        /// Publish a service this node serves as an RPC echo (answers each request with its body).
+        #[arg(long, value_name = "SVC")]
+        publish: Vec<String>,
+        /// Who may use a service: `<svc>=<id>` or `<svc>=*` (deny by default;
+        /// without any: ping and sd to everyone).
+        #[arg(long, value_name = "SVC=WHO")]
+        allow: Vec<String>,
+    },
+    /// Create an identity file (mode 0600); prints the public key, never the secret.
+    #[command(after_help = "Example: dsb keygen -o ~/.dsb.identity --id my-laptop")]
+    Keygen {
+        /// The file to create.
+        #[arg(short = 'o', long, value_name = "FILE")]
+        output: PathBuf,
+        /// The device id.
+        #[arg(long, default_value = "workstation")]
+        id: String,
+        /// Replace an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+fn seconds(s: f64, what: &str) -> Result<Duration> {
+    if s.is_finite() && (0.0..=86_400.0).contains(&s) {
+        Ok(Duration::from_secs_f64(s))
+    } else {
+        Err(Failure::usage(format!(
+            "{what}: expected 0..=86400 seconds"
+        )))
+    }
+}
+
+fn attach(cli: &Cli) -> Result<Host> {
+    let seg = segment::resolve(&cli.segment)?;
+    let ip = cli.ip.as_deref().map(host::parse_ip).transpose()?;
+    Host::attach(
+        &seg,
+        &HostOptions {
+            identity: cli.identity.clone(),
+            ip,
+        },
+    )
+}
+
+fn run(cli: Cli) -> Result<()> {
+    host::catch_signals();
+    let timeout = seconds(cli.timeout, "--timeout")?;
+    let json = cli.json;
+    match &cli.cmd {
+        Cmd::Keygen { output, id, force } => cmd::keygen::run(output, id, *force),
+        Cmd::Peers { watch, wait } => {
+            let wait = seconds(*wait, "--wait")?;
+            let mut h = attach(&cli)?;
+            cmd::peers::run(&mut h, wait, *watch, json)
+        }
+        Cmd::Ping {
+            peer,
+            count,
+            interval,
+        } => {
+            let mut h = attach(&cli)?;
+            cmd::ping::run(
+                &mut h,
+                peer,
+                *count,
+                Duration::from_millis(*interval),
+                timeout,
+                json,
+            )
+        }
+        Cmd::Call {
+            peer,
+            service,
+            request,
+            hex,
+        } => {
+            let mut h = attach(&cli)?;
+            cmd::call::run(&mut h, peer, service, request.as_deref(), *hex, timeout)
+        }
+        Cmd::Put { peer, file, name } => {
+            let mut h = attach(&cli)?;
+            cmd::blob::put(&mut h, peer, file, name.as_deref(), timeout, json)
+        }
+        Cmd::Get {
+            peer,
+            name,
+            output,
+            max,
+            force,
+        } => {
+            let mut h = attach(&cli)?;
+            cmd::blob::get(
+                &mut h,
+                peer,
+                name,
+                output.as_deref(),
+                *max,
+                *force,
+                timeout,
+                json,
+            )
+        }
+        Cmd::Serve { publish, allow } => {
+            let mut h = attach(&cli)?;
+            cmd::serve::run(&mut h, publish, allow, json)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    // Usage errors (and --help / --version) are clap's: exit 2 (0 for help).
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("dsb: {f}");
+            f.exit_code()
+        }
+    }
+}
