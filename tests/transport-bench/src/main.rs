@@ -30,7 +30,8 @@
 mod bus;
 mod common;
 /// The link model of `dsb-tests` (`tests/src/link.rs`), compiled in from
-/// source so that this crate does not build `dsb-tests` (and with it the app).
+/// source so that this crate does not build `dsb-tests` (it builds only the
+/// app's library, for the bus services of `bus.rs`).
 #[path = "../../src/link.rs"]
 #[allow(dead_code)]
 mod link;
