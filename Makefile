@@ -125,7 +125,8 @@ test: test-host test-qemu test-vms
 bench: qemu-dep image
 	$(CARGO) bench -q -p dsb-discovery -p dsb-noise -p dsb-transports -p dsb-tests
 	@# udp-sec + mux, quinn-proto (NewReno, Cubic) and smoltcp TCP + mux on one
-	@# link model in simulated time; its own workspace keeps quinn out of CI builds.
+	@# link model in simulated time, and blob / RPC over udp-sec + mux on it;
+	@# its own workspace keeps quinn out of CI builds.
 	$(CARGO) run -q --release --manifest-path tests/transport-bench/Cargo.toml
 	@$(TOOLS) boot-bench -- --runs 5 $(BOOT_OPTS)
 	@# Cross-VM: idle CPU of a serving VM, full-mesh set-up (4 and 8 VMs),

@@ -1,5 +1,9 @@
 //! Transport comparison on the simulated benchmark link (issue 6): udp-sec +
-//! mux, quinn-proto NewReno and Cubic, smoltcp TCP + mux, side by side.
+//! mux, quinn-proto NewReno and Cubic, smoltcp TCP + mux, side by side; and
+//! the bus services of `dsb-app` on udp-sec + mux (issue 11): a blob upload
+//! (`blob_goodput_mbps_loss*`, same runs as udp-sec's, with
+//! `blob_vs_udpsec_ratio_loss*`) and the RPC round trip (`rpc_roundtrip_ms`,
+//! loss-free; `bus.rs`).
 //!
 //! Link: `PathConfig::benchmark(loss)` both ways (5 ms one way, 100 Mbit/s,
 //! 64-datagram drop-tail queue, Bernoulli loss from a seeded RNG). Each run
@@ -23,9 +27,11 @@
 //! over all runs of a transport (`<cpu name>`: median of every seed at every
 //! loss that ran).
 
+mod bus;
 mod common;
 /// The link model of `dsb-tests` (`tests/src/link.rs`), compiled in from
-/// source so that this crate does not build `dsb-tests` (and with it the app).
+/// source so that this crate does not build `dsb-tests` (it builds only the
+/// app's library, for the bus services of `bus.rs`).
 #[path = "../../src/link.rs"]
 #[allow(dead_code)]
 mod link;
@@ -39,6 +45,10 @@ use std::time::Instant as StdInstant;
 const LOSSES: [(f64, &str); 4] = [(0.0, "0"), (0.01, "1"), (0.05, "5"), (0.10, "10")];
 /// First seed; run `i` uses `SEED_BASE + i`.
 const SEED_BASE: u64 = 1000;
+/// `rpc_roundtrip_ms`: body bytes, unmeasured first calls, measured calls.
+const RPC_BODY: usize = 64;
+const RPC_WARMUP: usize = 5;
+const RPC_CALLS: usize = 100;
 
 struct Bench {
     name: &'static str,
@@ -53,6 +63,12 @@ fn benches() -> Vec<Bench> {
             name: "udpsec_goodput_mbps",
             cpu: "udpsec_cpu_ns_per_byte",
             run: udpsec_mux::goodput,
+        },
+        Bench {
+            // The same connection, seeds and losses as udp-sec: comparable.
+            name: "blob_goodput_mbps",
+            cpu: "blob_cpu_ns_per_byte",
+            run: bus::blob_goodput,
         },
         Bench {
             name: "quic_newreno_goodput_mbps",
@@ -84,6 +100,8 @@ fn main() {
             .is_none_or(|o| o.split(',').any(|p| name.contains(p)))
     };
     let start = StdInstant::now();
+    // Median goodput by figure name, for the ratios.
+    let mut medians = std::collections::HashMap::new();
     for b in benches() {
         let mut all_cpu = Vec::new();
         for (loss, suffix) in LOSSES {
@@ -117,6 +135,7 @@ fn main() {
                 t0.elapsed().as_secs_f64()
             );
             println!("BENCH {name} {m:.prec$} Mbit/s");
+            medians.insert(name, m);
             let c = common::median(cpu);
             println!("BENCH {}_loss{suffix} {c:.2} ns/B", b.cpu);
         }
@@ -124,6 +143,29 @@ fn main() {
             let c = common::median(all_cpu);
             println!("BENCH {} {c:.2} ns/B", b.cpu);
         }
+    }
+    for (_, suffix) in LOSSES {
+        let get = |b: &str| medians.get(&format!("{b}_goodput_mbps_loss{suffix}"));
+        if let (Some(blob), Some(udpsec)) = (get("blob"), get("udpsec")) {
+            println!(
+                "BENCH blob_vs_udpsec_ratio_loss{suffix} {:.2} x",
+                blob / udpsec
+            );
+        }
+    }
+    if selected("rpc_roundtrip_ms") {
+        let t0 = StdInstant::now();
+        // Loss-free and deterministic: one seed, the median of its calls.
+        let rtts = bus::rpc_roundtrip(SEED_BASE, RPC_BODY, RPC_WARMUP, RPC_CALLS);
+        let m = common::median(rtts.clone());
+        let (lo, hi) = rtts
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(l, h), &x| (l.min(x), h.max(x)));
+        eprintln!(
+            "rpc_roundtrip_ms: median of {RPC_CALLS} calls = {m:.3} ms (min {lo:.3}, max {hi:.3}; {:.1} s)",
+            t0.elapsed().as_secs_f64()
+        );
+        println!("BENCH rpc_roundtrip_ms {m:.2} ms");
     }
     eprintln!("total {:.1} s", start.elapsed().as_secs_f64());
 }

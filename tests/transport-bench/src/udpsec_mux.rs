@@ -96,20 +96,31 @@ impl Node for UdpsecMux {
     }
 }
 
-/// One 8 MiB transfer A → B; goodput in Mbit/s (simulated time, connect →
-/// last byte read) and CPU per byte (from creating the handshakes to the last
-/// byte read: handshake, both endpoints, the link, the checking receiver).
-pub fn goodput(loss: f64, seed: u64) -> common::Run {
+/// The two test identities (A initiates, B responds). SECURITY: test keys,
+/// not for production.
+pub fn identities() -> (Identity, Identity) {
+    (
+        Identity::from_test_seed("bench-a").unwrap(),
+        Identity::from_test_seed("bench-b").unwrap(),
+    )
+}
+
+/// One udp-sec + mux connection A → B on the benchmark link with `loss`
+/// (both ways), B serving `services`, clock at zero (connect). Nothing has
+/// moved yet: the handshake runs inside `Sim::run_until`. Every benchmark on
+/// udp-sec starts here, so their seeds mean the same thing.
+pub fn connect(
+    ids: &(Identity, Identity),
+    loss: f64,
+    seed: u64,
+    services: &[&str],
+) -> Sim<UdpsecMux, UdpsecMux> {
     let now = Instant::from_millis(0);
-    let data = common::pattern(LEN);
-    // SECURITY: test keys, not for production.
-    let id_a = Identity::from_test_seed("bench-a").unwrap();
-    let id_b = Identity::from_test_seed("bench-b").unwrap();
+    let (id_a, id_b) = ids;
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let hs_cfg = HandshakeConfig::default();
-    let cpu0 = common::thread_cpu_ns();
     let hs_i = NoiseHandshake::initiator(
-        &id_a,
+        id_a,
         id_b.device_id(),
         id_b.binding(),
         &mut rng,
@@ -117,16 +128,29 @@ pub fn goodput(loss: f64, seed: u64) -> common::Run {
         &hs_cfg,
     )
     .unwrap();
-    let hs_r = NoiseHandshake::responder(&id_b, &mut rng, now, &hs_cfg).unwrap();
+    let hs_r = NoiseHandshake::responder(id_b, &mut rng, now, &hs_cfg).unwrap();
     let cfg = Config::default();
     let a = Connection::connect(cfg.clone(), SESSION_ID, hs_i, now).unwrap();
     let b = Connection::accept(cfg, SESSION_ID, hs_r, now);
     let a = UdpsecMux::new(a, Trust(None), Role::Initiator, now);
     let trust_b = Trust(Some((*id_a.device_id(), id_a.binding())));
     let mut b = UdpsecMux::new(b, trust_b, Role::Responder, now);
-    b.mux.register_service(SERVICE).unwrap();
+    for s in services {
+        b.mux.register_service(s).unwrap();
+    }
     let link = Link::new(LinkConfig::symmetric(common::path(loss)), seed);
-    let mut sim = Sim::new(now, a, b, link, MAX_DATAGRAM);
+    Sim::new(now, a, b, link, MAX_DATAGRAM)
+}
+
+/// One 8 MiB transfer A → B; goodput in Mbit/s (simulated time, connect →
+/// last byte read) and CPU per byte (from creating the handshakes to the last
+/// byte read: handshake, both endpoints, the link, the checking receiver).
+pub fn goodput(loss: f64, seed: u64) -> common::Run {
+    let now = Instant::from_millis(0);
+    let data = common::pattern(LEN);
+    let ids = identities();
+    let cpu0 = common::thread_cpu_ns();
+    let mut sim = connect(&ids, loss, seed, &[SERVICE]);
     let mut tx = BulkSender::new(data);
     let mut rx = BulkReceiver::default();
     let verbose = common::verbose();
