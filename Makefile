@@ -10,6 +10,8 @@
 #   PCAP=1             write one pcap per NIC into out/pcap/
 #   TIMEOUT=secs       wall-clock limit of one run                      (default 120)
 #   FEATURES=...       cargo features of the image (e.g. test-keys)
+#   FUZZ_S=secs        `make fuzz`: seconds per fuzz target             (default 60)
+#   FUZZ_TARGETS="..." `make fuzz`: only these targets                  (default all)
 
 NODES     ?= 1
 transport ?= auto
@@ -20,6 +22,8 @@ FIRMWARE  ?= auto
 PCAP      ?= 0
 TIMEOUT   ?= 120
 FEATURES  ?=
+FUZZ_S    ?= 60
+FUZZ_TARGETS ?=
 
 CARGO        ?= cargo
 TARGET       := x86_64-unknown-none
@@ -31,11 +35,11 @@ BOOT_OPTS    := --accel $(ACCEL) --firmware $(FIRMWARE) --kernel $(IMAGE)
 PCAP_OPT     := $(if $(filter 1,$(PCAP)),--pcap $(OUT)/pcap,)
 TOOLS        := $(CARGO) run -q --release -p dsb-tests --bin
 
-.PHONY: help deps qemu-dep target-dep image size run test-host test-qemu test bench fmt clippy clean
+.PHONY: help deps qemu-dep target-dep image size run test-host test-qemu test bench fuzz fmt clippy clean
 
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
-	@echo "targets: run image size test-host test bench fmt clippy clean deps"
+	@echo "targets: run image size test-host test bench fuzz fmt clippy clean deps"
 
 # --- set-up: a fresh machine has no QEMU and no bare-metal Rust target --------
 deps: qemu-dep target-dep
@@ -88,6 +92,12 @@ bench: qemu-dep image
 	$(CARGO) run -q --release --manifest-path tests/transport-bench/Cargo.toml
 	@$(TOOLS) boot-bench -- --runs 5 $(BOOT_OPTS)
 	@$(MAKE) -s size
+
+# --- fuzzing (nightly + cargo-fuzz; not part of `make test`) --------------------
+# Every target of discovery/fuzz, noise/fuzz, transports/fuzz and app/fuzz in
+# turn, one job, nice 19; one `FUZZ <target> execs=.. cov=..` line per target.
+fuzz:
+	@FUZZ_S=$(FUZZ_S) FUZZ_TARGETS="$(FUZZ_TARGETS)" sh scripts/fuzz.sh
 
 fmt:
 	$(CARGO) fmt --all
