@@ -494,7 +494,11 @@ fn edited_announces_reach_every_parse_verdict() {
     };
     let mut seen = std::collections::BTreeMap::<&str, u32>::new();
     for i in 0..4000u32 {
-        let mut b = if i % 2 == 0 { GOLDEN_FULL.to_vec() } else { GOLDEN_MINIMAL.to_vec() };
+        let mut b = if i % 2 == 0 {
+            GOLDEN_FULL.to_vec()
+        } else {
+            GOLDEN_MINIMAL.to_vec()
+        };
         match next() % 4 {
             0 => {
                 let at = next() as usize % b.len();
@@ -507,7 +511,10 @@ fn edited_announces_reach_every_parse_verdict() {
         *seen.entry(check_parse_verdict(&b)).or_default() += 1;
     }
     for label in ["ok", "oversized", "bad-magic", "bad-version", "malformed"] {
-        assert!(seen.get(label).copied().unwrap_or(0) > 0, "{label} never reached: {seen:?}");
+        assert!(
+            seen.get(label).copied().unwrap_or(0) > 0,
+            "{label} never reached: {seen:?}"
+        );
     }
 }
 
@@ -517,7 +524,10 @@ fn golden_vectors_re_emit_without_the_key() {
         let a = SignedAnnounce::parse(golden).unwrap();
         assert_eq!(a.buffer_len(), golden.len());
         let mut out = [0u8; MAX_ANNOUNCE_LEN];
-        assert_eq!(a.emit(&mut out[..golden.len() - 1]), Err(EmitError::BufferTooSmall));
+        assert_eq!(
+            a.emit(&mut out[..golden.len() - 1]),
+            Err(EmitError::BufferTooSmall)
+        );
         let n = a.emit(&mut out).unwrap();
         assert_eq!(&out[..n], golden);
     }

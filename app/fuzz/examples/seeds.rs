@@ -12,16 +12,28 @@ fn main() {
     let lines: [(&str, &str); 14] = [
         ("empty", ""),
         ("make_run", "nodes=1 transport=auto scenario=normal "),
-        ("two_nodes_udpsec", "nodes=2 transport=udp-sec scenario=normal log=info"),
-        ("spoof", "nodes=3 transport=tcp scenario=spoof udpsec=off pcap=1"),
-        ("timeouts", "dhcp_timeout_ms=100 ping_timeout_ms=60000 run_timeout_ms=600000 log=trace"),
+        (
+            "two_nodes_udpsec",
+            "nodes=2 transport=udp-sec scenario=normal log=info",
+        ),
+        (
+            "spoof",
+            "nodes=3 transport=tcp scenario=spoof udpsec=off pcap=1",
+        ),
+        (
+            "timeouts",
+            "dhcp_timeout_ms=100 ping_timeout_ms=60000 run_timeout_ms=600000 log=trace",
+        ),
         ("unknown", "colour=blue"),
         ("bad_value", "nodes=4"),
         ("duplicate", "nodes=1 nodes=2"),
         ("empty_value", "nodes="),
         ("empty_key", "=1"),
         ("no_equals", "nodes"),
-        ("long_value", "log=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+        (
+            "long_value",
+            "log=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        ),
         ("tabs", "nodes=2\ttransport=tcp\n log=debug"),
         ("non_printable", "nodes=1\u{7f}"),
     ];

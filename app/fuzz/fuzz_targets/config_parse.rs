@@ -40,14 +40,23 @@ fuzz_target!(|data: &[u8]| {
             let text = e.to_string();
             assert!(!e.label().is_empty());
             assert!(e.option().len() <= 40, "{text}");
-            assert!(text.bytes().all(|b| b.is_ascii_graphic() || b == b' '), "{text:?}");
+            assert!(
+                text.bytes().all(|b| b.is_ascii_graphic() || b == b' '),
+                "{text:?}"
+            );
             assert!(text.len() < 200, "{text}");
         }
     }
     // Re-spacing the tokens with single spaces gives the same verdict.
-    if data.len() <= MAX_CMDLINE_LEN && data.iter().all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace()) {
-        let tokens: Vec<&[u8]> =
-            data.split(|b| b.is_ascii_whitespace()).filter(|t| !t.is_empty()).collect();
+    if data.len() <= MAX_CMDLINE_LEN
+        && data
+            .iter()
+            .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace())
+    {
+        let tokens: Vec<&[u8]> = data
+            .split(|b| b.is_ascii_whitespace())
+            .filter(|t| !t.is_empty())
+            .collect();
         let respaced = tokens.join(&b' ');
         let again = Config::parse(&respaced);
         match (&verdict, &again) {

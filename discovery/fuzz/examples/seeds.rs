@@ -14,7 +14,10 @@ const GOLDEN_FULL: &str = "4453424101066e6f64652d6103a107bff3ce10be1d70dd18e74bc
 const GOLDEN_MINIMAL: &str = "4453424101016229e5833a915a6429a4e3a7948475c338ef436eb82be89c92f059704403db9d55202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f000000000000000000000000019f1f97c3aff2d99126a0f9eb6558d5cffd608793bb44c9b5870b4c249c13b6e5432dbb86cf2ec930894247b1fc5793c6012ef910bbe7123c23d6b9e47befc10a";
 
 fn hex(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex")).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+        .collect()
 }
 
 fn rec(key: u8, id: &str, seq: u64) -> SignedRecord {

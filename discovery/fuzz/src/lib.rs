@@ -18,8 +18,8 @@ use std::num::NonZeroU16;
 use std::sync::OnceLock;
 
 use dsb_discovery::{
-    AnnounceRepr, BucketConfig, DeviceId, Discovery, DiscoveryConfig, PeerEvent, Services,
-    ServiceName, SignedAnnounce, SigningKey, EVENT_QUEUE_CAP, MAX_PINNED,
+    AnnounceRepr, BucketConfig, DeviceId, Discovery, DiscoveryConfig, PeerEvent, ServiceName,
+    Services, SignedAnnounce, SigningKey, EVENT_QUEUE_CAP, MAX_PINNED,
 };
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{IpAddress, IpEndpoint};
@@ -105,7 +105,8 @@ impl Writer {
     }
     pub fn raw(&mut self, src: [u8; 4], dt_ms: u16, bytes: &[u8]) {
         self.head(0, src, dt_ms);
-        self.0.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
+        self.0
+            .extend_from_slice(&(bytes.len() as u16).to_le_bytes());
         self.0.extend_from_slice(bytes);
     }
     pub fn signed(&mut self, src: [u8; 4], dt_ms: u16, r: &SignedRecord) {
@@ -171,7 +172,16 @@ fn read_signed(inp: &mut Input<'_>) -> Option<SignedRecord> {
     }
     let seq = inp.u64()?;
     let tamper = inp.u16()?;
-    Some(SignedRecord { key, id, noise, tcp, udp, services, seq, tamper })
+    Some(SignedRecord {
+        key,
+        id,
+        noise,
+        tcp,
+        udp,
+        services,
+        seq,
+        tamper,
+    })
 }
 
 /// Small caps so that every table fills up within a few records.
@@ -183,11 +193,21 @@ fn config(flags: u8) -> DiscoveryConfig {
     c.max_sources = 6;
     c.trust_on_first_use = flags & 1 == 0;
     c.tofu_forget_after = (flags & 2 != 0).then(|| Duration::from_secs(6));
-    c.per_source = BucketConfig { burst: 4, per_sec: 2 };
-    c.per_device = BucketConfig { burst: 3, per_sec: 1 };
-    c.new_devices = BucketConfig { burst: 4, per_sec: 2 };
+    c.per_source = BucketConfig {
+        burst: 4,
+        per_sec: 2,
+    };
+    c.per_device = BucketConfig {
+        burst: 3,
+        per_sec: 1,
+    };
+    c.new_devices = BucketConfig {
+        burst: 4,
+        per_sec: 2,
+    };
     let pinned = DeviceId::try_from(PINNED_ID).expect("constant id is valid");
-    c.pinned.push((pinned, keys()[0].verifying_key().to_bytes()));
+    c.pinned
+        .push((pinned, keys()[0].verifying_key().to_bytes()));
     c
 }
 
@@ -212,7 +232,9 @@ pub fn run_datagrams(data: &[u8]) {
                 inp.bytes(len)
             }
             1 => {
-                let Some(r) = read_signed(&mut inp) else { break };
+                let Some(r) = read_signed(&mut inp) else {
+                    break;
+                };
                 buf = build_signed(&r).unwrap_or_default();
                 Some(&buf[..])
             }
@@ -235,7 +257,10 @@ pub fn run_datagrams(data: &[u8]) {
                     // Only a verified announce is ever accepted, and the
                     // table then holds exactly what it said.
                     let a = SignedAnnounce::parse(pkt).expect("accepted announce parses");
-                    assert!(a.verify().is_ok(), "accepted an announce that does not verify");
+                    assert!(
+                        a.verify().is_ok(),
+                        "accepted an announce that does not verify"
+                    );
                     let p = d.peer(&id).expect("found/updated peer is in the table");
                     assert_eq!(p.seq, a.repr.seq);
                     assert_eq!(p.noise_static, a.repr.noise_static);

@@ -31,7 +31,11 @@ fn main() {
     let mut f = vec![0x10, 0x40, 0];
     f.extend_from_slice(&stream[..stream.len() - 1]);
     write("frame_decoder", "truncated_one_chunk", &f);
-    write("frame_decoder", "zero_and_oversized", &[4, 0, 1, 0, 0, 2, 1, 2, 0, 0]);
+    write(
+        "frame_decoder",
+        "zero_and_oversized",
+        &[4, 0, 1, 0, 0, 2, 1, 2, 0, 0],
+    );
 
     // handshake_responder: [t1 u16][msg1][t3 u16][msg3]
     let resp = |t1: u16, m1: Msg, t3: u16, m3: Msg| {
@@ -41,14 +45,40 @@ fn main() {
         m3.write(&mut v);
         v
     };
-    write("handshake_responder", "honest", &resp(1, Msg::Attest(0), 1, Msg::Attest(0)));
-    write("handshake_responder", "recorded_raw", &resp(1, Msg::Raw(&msg1), 1, Msg::Raw(&msg3)));
-    for (name, sel) in [("unknown_id", 1u8), ("wrong_device_key", 4), ("wrong_static", 0x10),
-        ("other_context", 0x40), ("split_binding", 3), ("other_id", 2)] {
-        write("handshake_responder", name, &resp(1, Msg::Attest(0), 1, Msg::Attest(sel)));
+    write(
+        "handshake_responder",
+        "honest",
+        &resp(1, Msg::Attest(0), 1, Msg::Attest(0)),
+    );
+    write(
+        "handshake_responder",
+        "recorded_raw",
+        &resp(1, Msg::Raw(&msg1), 1, Msg::Raw(&msg3)),
+    );
+    for (name, sel) in [
+        ("unknown_id", 1u8),
+        ("wrong_device_key", 4),
+        ("wrong_static", 0x10),
+        ("other_context", 0x40),
+        ("split_binding", 3),
+        ("other_id", 2),
+    ] {
+        write(
+            "handshake_responder",
+            name,
+            &resp(1, Msg::Attest(0), 1, Msg::Attest(sel)),
+        );
     }
-    write("handshake_responder", "late", &resp(1, Msg::Attest(0), 6000, Msg::Attest(0)));
-    write("handshake_responder", "sealed_garbage", &resp(1, Msg::Sealed(b""), 1, Msg::Sealed(&[1, 4, b'i'])));
+    write(
+        "handshake_responder",
+        "late",
+        &resp(1, Msg::Attest(0), 6000, Msg::Attest(0)),
+    );
+    write(
+        "handshake_responder",
+        "sealed_garbage",
+        &resp(1, Msg::Sealed(b""), 1, Msg::Sealed(&[1, 4, b'i'])),
+    );
 
     // handshake_initiator: [expect u8][t2 u16][msg2]
     let msg2 = recorded_responder_message();
@@ -59,12 +89,28 @@ fn main() {
         v
     };
     write("handshake_initiator", "honest", &init(0, 1, Msg::Attest(0)));
-    write("handshake_initiator", "recorded_raw", &init(0, 1, Msg::Raw(&msg2)));
-    write("handshake_initiator", "wrong_expectation", &init(1, 1, Msg::Raw(&msg2)));
-    for (name, sel) in [("wrong_id", 2u8), ("wrong_device_key", 4), ("wrong_static", 0x10),
-        ("other_context", 0x40)] {
+    write(
+        "handshake_initiator",
+        "recorded_raw",
+        &init(0, 1, Msg::Raw(&msg2)),
+    );
+    write(
+        "handshake_initiator",
+        "wrong_expectation",
+        &init(1, 1, Msg::Raw(&msg2)),
+    );
+    for (name, sel) in [
+        ("wrong_id", 2u8),
+        ("wrong_device_key", 4),
+        ("wrong_static", 0x10),
+        ("other_context", 0x40),
+    ] {
         write("handshake_initiator", name, &init(0, 1, Msg::Attest(sel)));
     }
-    write("handshake_initiator", "sealed_empty", &init(0, 1, Msg::Sealed(b"")));
+    write(
+        "handshake_initiator",
+        "sealed_empty",
+        &init(0, 1, Msg::Sealed(b"")),
+    );
     println!("seeds written to {}", root.display());
 }

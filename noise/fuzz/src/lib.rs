@@ -87,8 +87,12 @@ fn reference_frames(stream: &[u8], max: usize) -> (Vec<&[u8]>, Result<(), NoiseE
 /// `frame_decoder`: `[max u16 LE][n u8][n cut sizes u8][stream]`.
 pub fn run_frame_decoder(data: &[u8]) {
     let mut inp = Input(data);
-    let (Some(max), Some(n)) = (inp.u16(), inp.u8()) else { return };
-    let Some(cuts) = inp.bytes(usize::from(n % 16)) else { return };
+    let (Some(max), Some(n)) = (inp.u16(), inp.u8()) else {
+        return;
+    };
+    let Some(cuts) = inp.bytes(usize::from(n % 16)) else {
+        return;
+    };
     let stream = inp.0;
     let mut dec = FrameDecoder::new(usize::from(max));
     let max = dec.max_message();
@@ -100,7 +104,10 @@ pub fn run_frame_decoder(data: &[u8]) {
     let mut rest = stream;
     let mut cut = cuts.iter().cycle();
     'outer: while !rest.is_empty() {
-        let size = cut.next().map_or(rest.len(), |&c| usize::from(c) + 1).min(rest.len());
+        let size = cut
+            .next()
+            .map_or(rest.len(), |&c| usize::from(c) + 1)
+            .min(rest.len());
         let (mut chunk, tail) = rest.split_at(size);
         rest = tail;
         while !chunk.is_empty() {
@@ -192,10 +199,18 @@ impl TrustStore for FuzzTrust {
 pub fn attestation(sel: u8, who: usize, h: &[u8; 32], responder: bool) -> Vec<u8> {
     let ids = [INIT_ID, RESP_ID, OTHER_ID, SPLIT_ID];
     let pick = |bits: u8| (who + usize::from(bits)) % 3;
-    let id = if sel & 3 == 0 { ids[who] } else { ids[usize::from(sel & 3)] };
+    let id = if sel & 3 == 0 {
+        ids[who]
+    } else {
+        ids[usize::from(sel & 3)]
+    };
     let (_, dev, _) = SECRETS[pick((sel >> 2) & 3)];
     let noise_static = identities()[pick((sel >> 4) & 3)].noise_static_public();
-    let ctx: &[u8] = if (sel & 0x40 != 0) != responder { RESPONDER_CONTEXT } else { INITIATOR_CONTEXT };
+    let ctx: &[u8] = if (sel & 0x40 != 0) != responder {
+        RESPONDER_CONTEXT
+    } else {
+        INITIATOR_CONTEXT
+    };
     let key = SigningKey::from_bytes(&dev);
     let mut msg = Vec::new();
     msg.extend_from_slice(ctx);
@@ -257,9 +272,15 @@ fn check_sessions(a: &mut Session, b: &mut Session) {
     let mut ct = [0u8; 64];
     let mut pt = [0u8; 64];
     for a_sends in [true, false] {
-        let (x, y) = if a_sends { (&mut *a, &mut *b) } else { (&mut *b, &mut *a) };
+        let (x, y) = if a_sends {
+            (&mut *a, &mut *b)
+        } else {
+            (&mut *b, &mut *a)
+        };
         let n = x.encrypt(b"ping", &mut ct).expect("encrypt");
-        let m = y.decrypt(&ct[..n], &mut pt).expect("the two sessions share keys");
+        let m = y
+            .decrypt(&ct[..n], &mut pt)
+            .expect("the two sessions share keys");
         assert_eq!(&pt[..m], b"ping");
     }
 }
@@ -276,7 +297,9 @@ fn assert_failed_for_good(status: HandshakeStatus, again: Result<(), NoiseError>
 /// [`Msg`] (`[0][blob]` raw, `[1][blob]` sealed payload, `[2][sel]` attestation).
 pub fn run_responder(data: &[u8]) {
     let mut inp = Input(data);
-    let (Some(t1), Some(m1)) = (inp.u16(), Msg::read(&mut inp)) else { return };
+    let (Some(t1), Some(m1)) = (inp.u16(), Msg::read(&mut inp)) else {
+        return;
+    };
     let ids = identities();
     let cfg = HandshakeConfig::default();
     let deadline = t(0) + cfg.timeout;
@@ -296,7 +319,9 @@ pub fn run_responder(data: &[u8]) {
     let (msg1, honest): (&[u8], bool) = match m1 {
         Msg::Raw(b) => (b, false),
         Msg::Sealed(p) if p.len() <= MAX_PAYLOAD => {
-            let Ok(n) = peer.write(p, &mut buf) else { return };
+            let Ok(n) = peer.write(p, &mut buf) else {
+                return;
+            };
             (&buf[..n], p.is_empty())
         }
         Msg::Sealed(_) => return,
@@ -316,7 +341,9 @@ pub fn run_responder(data: &[u8]) {
     }
     assert!(msg1.len() <= MSG1_LEN);
     assert_eq!(r.status(), HandshakeStatus::WantWrite);
-    let n = r.write_message(&mut buf).expect("message 2 after an accepted message 1");
+    let n = r
+        .write_message(&mut buf)
+        .expect("message 2 after an accepted message 1");
     assert!(n <= MAX_MSG2_LEN);
     let msg2 = buf[..n].to_vec();
     let peer_ok = match peer.read(&msg2, &mut payload) {
@@ -334,7 +361,9 @@ pub fn run_responder(data: &[u8]) {
     };
 
     // Message 3.
-    let (Some(t3), Some(m3)) = (inp.u16(), Msg::read(&mut inp)) else { return };
+    let (Some(t3), Some(m3)) = (inp.u16(), Msg::read(&mut inp)) else {
+        return;
+    };
     let t3 = t1.saturating_add(t3);
     let h2 = peer.handshake_hash();
     let (msg3, valid, from_peer) = match m3 {
@@ -367,7 +396,9 @@ pub fn run_responder(data: &[u8]) {
             if !from_peer {
                 return; // a replayed recording: the harness's peer did not take part
             }
-            let mut theirs = peer.into_unbound_session_for_test(RESP_ID).expect("peer session");
+            let mut theirs = peer
+                .into_unbound_session_for_test(RESP_ID)
+                .expect("peer session");
             check_sessions(&mut ours, &mut theirs);
         }
         Err(_) => {
@@ -390,7 +421,11 @@ pub fn run_initiator(data: &[u8]) {
     let cfg = HandshakeConfig::default();
     let deadline = t(0) + cfg.timeout;
     let mut rng = ChaCha20Rng::from_seed(RNG_SEED);
-    let expected = if expect & 1 == 0 { ids[1].binding() } else { ids[2].binding() };
+    let expected = if expect & 1 == 0 {
+        ids[1].binding()
+    } else {
+        ids[2].binding()
+    };
     let peer_id = DeviceId::new(RESP_ID).expect("id");
     let mut i = Initiator::new(&ids[0], &peer_id, expected, &mut rng, t(0), &cfg).expect("init");
     let mut peer =
@@ -434,11 +469,15 @@ pub fn run_initiator(data: &[u8]) {
     if !from_peer {
         return; // a replayed recording: the harness's peer did not write message 2
     }
-    let p = peer.read(&buf[..n], &mut payload).expect("honest responder reads message 3");
+    let p = peer
+        .read(&buf[..n], &mut payload)
+        .expect("honest responder reads message 3");
     assert_eq!(&payload[2..2 + INIT_ID.len()], INIT_ID.as_bytes());
     assert!(p > 2);
     let mut ours = i.into_session().expect("session");
-    let mut theirs = peer.into_unbound_session_for_test(INIT_ID).expect("peer session");
+    let mut theirs = peer
+        .into_unbound_session_for_test(INIT_ID)
+        .expect("peer session");
     check_sessions(&mut ours, &mut theirs);
 }
 

@@ -40,12 +40,28 @@ fn main() {
 
     // mux_frame: one of each type.
     let all = [
-        Frame::Open { channel: 2, initial_credit: 65536, name: b"echo" },
-        Frame::Accept { channel: 1, initial_credit: 3000 },
-        Frame::Data { channel: 2, payload: b"hello" },
-        Frame::WindowUpdate { channel: 0, increment: 262_144 },
+        Frame::Open {
+            channel: 2,
+            initial_credit: 65536,
+            name: b"echo",
+        },
+        Frame::Accept {
+            channel: 1,
+            initial_credit: 3000,
+        },
+        Frame::Data {
+            channel: 2,
+            payload: b"hello",
+        },
+        Frame::WindowUpdate {
+            channel: 0,
+            increment: 262_144,
+        },
         Frame::Fin { channel: 2 },
-        Frame::Reset { channel: 2, code: 0xff01 },
+        Frame::Reset {
+            channel: 2,
+            code: 0xff01,
+        },
         Frame::Ping { opaque: 42 },
         Frame::Pong { opaque: 42 },
         Frame::GoAway { code: 0 },
@@ -58,9 +74,19 @@ fn main() {
     let mut s = vec![0u8];
     let mut stream = Vec::new();
     for f in [
-        Frame::WindowUpdate { channel: 0, increment: 7000 },
-        Frame::Open { channel: 2, initial_credit: 3000, name: b"echo" },
-        Frame::Data { channel: 2, payload: &[0xab; 1000] },
+        Frame::WindowUpdate {
+            channel: 0,
+            increment: 7000,
+        },
+        Frame::Open {
+            channel: 2,
+            initial_credit: 3000,
+            name: b"echo",
+        },
+        Frame::Data {
+            channel: 2,
+            payload: &[0xab; 1000],
+        },
         Frame::Ping { opaque: 7 },
     ] {
         stream.extend_from_slice(&frame(f));
@@ -73,17 +99,47 @@ fn main() {
         MuxOp::Open(1),
         MuxOp::Write(0, 2000),
         MuxOp::Transmit(1500),
-        MuxOp::Frame { ty: 1, channel: 1, value: 3000, extra: 0, cut: 3 },
-        MuxOp::Frame { ty: 2, channel: 2, value: 0, extra: 9, cut: 100 },
-        MuxOp::Frame { ty: 4, channel: 2, value: 0, extra: 0, cut: 0 },
+        MuxOp::Frame {
+            ty: 1,
+            channel: 1,
+            value: 3000,
+            extra: 0,
+            cut: 3,
+        },
+        MuxOp::Frame {
+            ty: 2,
+            channel: 2,
+            value: 0,
+            extra: 9,
+            cut: 100,
+        },
+        MuxOp::Frame {
+            ty: 4,
+            channel: 2,
+            value: 0,
+            extra: 0,
+            cut: 0,
+        },
         MuxOp::Write(1, 4000),
         MuxOp::Transmit(16 * 1024),
-        MuxOp::Frame { ty: 3, channel: 1, value: 5000, extra: 0, cut: 8 },
+        MuxOp::Frame {
+            ty: 3,
+            channel: 1,
+            value: 5000,
+            extra: 0,
+            cut: 8,
+        },
         MuxOp::Finish(1),
         MuxOp::Transmit(16 * 1024),
         MuxOp::Time(10_500),
         MuxOp::Transmit(64),
-        MuxOp::Frame { ty: 7, channel: 0, value: 1, extra: 0, cut: 0 },
+        MuxOp::Frame {
+            ty: 7,
+            channel: 0,
+            value: 1,
+            extra: 0,
+            cut: 0,
+        },
         MuxOp::Misc(0),
         MuxOp::Reset(0, 5),
         MuxOp::Transmit(100),
@@ -93,18 +149,42 @@ fn main() {
     write("mux_session", "echo_exchange", &s);
     // Refusals and caps: opens for unknown and known services, many channels.
     let mut s = vec![1u8];
-    for op in [MuxOp::Transmit(64), MuxOp::Open(0), MuxOp::Open(1), MuxOp::Transmit(256)] {
+    for op in [
+        MuxOp::Transmit(64),
+        MuxOp::Open(0),
+        MuxOp::Open(1),
+        MuxOp::Transmit(256),
+    ] {
         op.write(&mut s);
     }
     for (ch, name) in [(1u8, 0u8), (3, 1), (5, 2), (7, 3), (9, 0)] {
-        MuxOp::Frame { ty: 0, channel: ch, value: 3000, extra: name, cut: 0 }.write(&mut s);
+        MuxOp::Frame {
+            ty: 0,
+            channel: ch,
+            value: 3000,
+            extra: name,
+            cut: 0,
+        }
+        .write(&mut s);
     }
-    for op in [MuxOp::Transmit(4096), MuxOp::Misc(0), MuxOp::Misc(2), MuxOp::Transmit(64)] {
+    for op in [
+        MuxOp::Transmit(4096),
+        MuxOp::Misc(0),
+        MuxOp::Misc(2),
+        MuxOp::Transmit(64),
+    ] {
         op.write(&mut s);
     }
     write("mux_session", "refusals_and_close", &s);
     let mut s = vec![0u8];
-    MuxOp::Frame { ty: 8, channel: 0, value: 0, extra: 0, cut: 0 }.write(&mut s);
+    MuxOp::Frame {
+        ty: 8,
+        channel: 0,
+        value: 0,
+        extra: 0,
+        cut: 0,
+    }
+    .write(&mut s);
     MuxOp::Transmit(64).write(&mut s);
     write("mux_session", "goaway", &s);
 
@@ -133,8 +213,16 @@ fn main() {
     };
     let mut plain_and_tag = all_frames.clone();
     plain_and_tag.extend_from_slice(&[0; 16]);
-    write("udpsec_packet", "data", &datagram(PacketType::Data, FLAG_ACK, 9, &plain_and_tag));
-    write("udpsec_packet", "hs_init", &datagram(PacketType::HsInit, 0, 0, &[1; 48]));
+    write(
+        "udpsec_packet",
+        "data",
+        &datagram(PacketType::Data, FLAG_ACK, 9, &plain_and_tag),
+    );
+    write(
+        "udpsec_packet",
+        "hs_init",
+        &datagram(PacketType::HsInit, 0, 0, &[1; 48]),
+    );
     write("udpsec_packet", "frames", &all_frames);
 
     // udpsec_endpoint: [flags] ops.
@@ -155,22 +243,82 @@ fn main() {
     });
     let mut s = vec![0u8];
     for op in [
-        UdpOp::Hs { src: 1, sid: 0, typ: 0, fill: 1, len: 7 },
+        UdpOp::Hs {
+            src: 1,
+            sid: 0,
+            typ: 0,
+            fill: 1,
+            len: 7,
+        },
         UdpOp::Transmit(4),
-        UdpOp::Hs { src: 1, sid: 0, typ: 2, fill: 3, len: 7 },
+        UdpOp::Hs {
+            src: 1,
+            sid: 0,
+            typ: 2,
+            fill: 3,
+            len: 7,
+        },
         UdpOp::Transmit(4),
-        UdpOp::Data { src: 1, sid: 0, key: 0, pn: 0, ack: 0, ack_bits: 0, frames: &hello },
+        UdpOp::Data {
+            src: 1,
+            sid: 0,
+            key: 0,
+            pn: 0,
+            ack: 0,
+            ack_bits: 0,
+            frames: &hello,
+        },
         UdpOp::Events,
         UdpOp::Read(0, 100),
         UdpOp::Write(0, 3000),
         UdpOp::Transmit(8),
-        UdpOp::Data { src: 1, sid: 0, key: 2, pn: 1, ack: 1, ack_bits: 1, frames: &ack0 },
-        UdpOp::Data { src: 1, sid: 0, key: 0, pn: 3, ack: 0, ack_bits: 0, frames: &more },
-        UdpOp::Data { src: 1, sid: 0, key: 0, pn: 3, ack: 0, ack_bits: 0, frames: &more },
+        UdpOp::Data {
+            src: 1,
+            sid: 0,
+            key: 2,
+            pn: 1,
+            ack: 1,
+            ack_bits: 1,
+            frames: &ack0,
+        },
+        UdpOp::Data {
+            src: 1,
+            sid: 0,
+            key: 0,
+            pn: 3,
+            ack: 0,
+            ack_bits: 0,
+            frames: &more,
+        },
+        UdpOp::Data {
+            src: 1,
+            sid: 0,
+            key: 0,
+            pn: 3,
+            ack: 0,
+            ack_bits: 0,
+            frames: &more,
+        },
         UdpOp::Time(50),
         UdpOp::Transmit(8),
-        UdpOp::Data { src: 1, sid: 0, key: 4, pn: 4, ack: 0, ack_bits: 0, frames: &hello },
-        UdpOp::Data { src: 1, sid: 0, key: 0, pn: 5, ack: 0, ack_bits: 0, frames: &close },
+        UdpOp::Data {
+            src: 1,
+            sid: 0,
+            key: 4,
+            pn: 4,
+            ack: 0,
+            ack_bits: 0,
+            frames: &hello,
+        },
+        UdpOp::Data {
+            src: 1,
+            sid: 0,
+            key: 0,
+            pn: 5,
+            ack: 0,
+            ack_bits: 0,
+            frames: &close,
+        },
         UdpOp::Events,
         UdpOp::Time(5000),
         UdpOp::Transmit(8),
@@ -184,13 +332,35 @@ fn main() {
     for op in [
         UdpOp::Connect(1),
         UdpOp::Transmit(2),
-        UdpOp::Hs { src: 0, sid: 1, typ: 1, fill: 2, len: 7 },
+        UdpOp::Hs {
+            src: 0,
+            sid: 1,
+            typ: 1,
+            fill: 2,
+            len: 7,
+        },
         UdpOp::Transmit(2),
-        UdpOp::Data { src: 0, sid: 1, key: 1, pn: 0, ack: 0, ack_bits: 0, frames: &hello },
+        UdpOp::Data {
+            src: 0,
+            sid: 1,
+            key: 1,
+            pn: 0,
+            ack: 0,
+            ack_bits: 0,
+            frames: &hello,
+        },
         UdpOp::Events,
         UdpOp::Write(1, 20_000),
         UdpOp::Transmit(40),
-        UdpOp::Data { src: 0, sid: 1, key: 3, pn: 1, ack: 3, ack_bits: 7, frames: &ack0 },
+        UdpOp::Data {
+            src: 0,
+            sid: 1,
+            key: 3,
+            pn: 1,
+            ack: 3,
+            ack_bits: 7,
+            frames: &ack0,
+        },
         UdpOp::Time(100),
         UdpOp::Transmit(40),
         UdpOp::Time(2000),
@@ -205,9 +375,21 @@ fn main() {
     // Handshake flood: half-open cap, connection cap, rate limits, timeouts.
     let mut s = vec![4u8];
     for i in 0..12u8 {
-        UdpOp::Hs { src: i % 4, sid: i, typ: 0, fill: 1, len: 7 }.write(&mut s);
+        UdpOp::Hs {
+            src: i % 4,
+            sid: i,
+            typ: 0,
+            fill: 1,
+            len: 7,
+        }
+        .write(&mut s);
     }
-    for op in [UdpOp::Connect(2), UdpOp::Time(3000), UdpOp::Transmit(10), UdpOp::Events] {
+    for op in [
+        UdpOp::Connect(2),
+        UdpOp::Time(3000),
+        UdpOp::Transmit(10),
+        UdpOp::Events,
+    ] {
         op.write(&mut s);
     }
     let bad = datagram(PacketType::HsFinish, 0, 0, &[3; 8]);

@@ -44,7 +44,13 @@ pub enum MuxOp<'a> {
     /// `[1][type][channel u8][value u32][extra u8][cut u8]`: one frame built
     /// by the harness (name = `NAMES[extra]`, DATA of `extra * 97 + 1`
     /// bytes), fed in two chunks split at `cut`.
-    Frame { ty: u8, channel: u8, value: u32, extra: u8, cut: u8 },
+    Frame {
+        ty: u8,
+        channel: u8,
+        value: u32,
+        extra: u8,
+        cut: u8,
+    },
     /// `[2][name]`: open a channel.
     Open(u8),
     /// `[3][ch][len u16]`: write `len` bytes.
@@ -92,7 +98,13 @@ impl<'a> MuxOp<'a> {
                 out.push(0);
                 put_blob(out, b);
             }
-            MuxOp::Frame { ty, channel, value, extra, cut } => {
+            MuxOp::Frame {
+                ty,
+                channel,
+                value,
+                extra,
+                cut,
+            } => {
                 out.extend_from_slice(&[1, ty, channel]);
                 out.extend_from_slice(&value.to_le_bytes());
                 out.extend_from_slice(&[extra, cut]);
@@ -145,14 +157,34 @@ fn build_frame(ty: u8, channel: u8, value: u32, extra: u8, data: &mut Vec<u8>) -
     data.clear();
     data.resize(usize::from(extra) * 97 + 1, 0xab);
     let f = match ty % 9 {
-        0 => Frame::Open { channel, initial_credit: value, name },
-        1 => Frame::Accept { channel, initial_credit: value },
-        2 => Frame::Data { channel, payload: data },
-        3 => Frame::WindowUpdate { channel, increment: value },
+        0 => Frame::Open {
+            channel,
+            initial_credit: value,
+            name,
+        },
+        1 => Frame::Accept {
+            channel,
+            initial_credit: value,
+        },
+        2 => Frame::Data {
+            channel,
+            payload: data,
+        },
+        3 => Frame::WindowUpdate {
+            channel,
+            increment: value,
+        },
         4 => Frame::Fin { channel },
-        5 => Frame::Reset { channel, code: value as u16 },
-        6 => Frame::Ping { opaque: u64::from(value) },
-        7 => Frame::Pong { opaque: u64::from(value) },
+        5 => Frame::Reset {
+            channel,
+            code: value as u16,
+        },
+        6 => Frame::Ping {
+            opaque: u64::from(value),
+        },
+        7 => Frame::Pong {
+            opaque: u64::from(value),
+        },
         _ => Frame::GoAway { code: value as u16 },
     };
     let mut out = vec![0u8; f.buffer_len()];
@@ -200,7 +232,11 @@ fn check_output(out: &[u8]) {
 pub fn run_mux_session(data: &[u8]) {
     let mut inp = Input(data);
     let Some(role) = inp.u8() else { return };
-    let role = if role & 1 == 0 { Role::Initiator } else { Role::Responder };
+    let role = if role & 1 == 0 {
+        Role::Initiator
+    } else {
+        Role::Responder
+    };
     let mut now = Instant::from_millis(0);
     let mut m = Mux::new(role, small_config(), now).expect("valid config");
     for n in &NAMES[..3] {
@@ -213,7 +249,13 @@ pub fn run_mux_session(data: &[u8]) {
     while let Some(op) = MuxOp::read(&mut inp) {
         match op {
             MuxOp::Bytes(b) => feed(&mut m, now, b, &mut failed),
-            MuxOp::Frame { ty, channel, value, extra, cut } => {
+            MuxOp::Frame {
+                ty,
+                channel,
+                value,
+                extra,
+                cut,
+            } => {
                 let f = build_frame(ty, channel, value, extra, &mut scratch);
                 let (a, b) = f.split_at(usize::from(cut).min(f.len()));
                 feed(&mut m, now, a, &mut failed);

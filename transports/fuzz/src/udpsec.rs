@@ -127,11 +127,25 @@ pub enum UdpOp<'a> {
     Raw(u8, &'a [u8]),
     /// `[1][src][sid][typ][fill][len]`: a handshake packet whose payload is
     /// `len % 16 + 1` bytes of `fill` (`[k; 8]` is stand-in message `k`).
-    Hs { src: u8, sid: u8, typ: u8, fill: u8, len: u8 },
+    Hs {
+        src: u8,
+        sid: u8,
+        typ: u8,
+        fill: u8,
+        len: u8,
+    },
     /// `[2][src][sid][key][pn u32][ack u32][ack_bits u32][frames blob]`: a data
     /// packet sealed by the harness; `key` bit 0 picks I2R/R2I, bit 1 sets
     /// FLAG_ACK, bit 2 flips a ciphertext bit after sealing.
-    Data { src: u8, sid: u8, key: u8, pn: u32, ack: u32, ack_bits: u32, frames: &'a [u8] },
+    Data {
+        src: u8,
+        sid: u8,
+        key: u8,
+        pn: u32,
+        ack: u32,
+        ack_bits: u32,
+        frames: &'a [u8],
+    },
     /// `[3][sid]`: connect as initiator.
     Connect(u8),
     /// `[4][dt u16]`: advance `dt` ms (×4) and run due timers.
@@ -185,10 +199,22 @@ impl<'a> UdpOp<'a> {
                 out.extend_from_slice(&[0, src]);
                 put_blob(out, b);
             }
-            UdpOp::Hs { src, sid, typ, fill, len } => {
-                out.extend_from_slice(&[1, src, sid, typ, fill, len])
-            }
-            UdpOp::Data { src, sid, key, pn, ack, ack_bits, frames } => {
+            UdpOp::Hs {
+                src,
+                sid,
+                typ,
+                fill,
+                len,
+            } => out.extend_from_slice(&[1, src, sid, typ, fill, len]),
+            UdpOp::Data {
+                src,
+                sid,
+                key,
+                pn,
+                ack,
+                ack_bits,
+                frames,
+            } => {
                 out.extend_from_slice(&[2, src, sid, key]);
                 out.extend_from_slice(&pn.to_le_bytes());
                 out.extend_from_slice(&ack.to_le_bytes());
@@ -232,7 +258,11 @@ fn configs(flags: u8) -> (EndpointConfig, Config) {
     };
     let conn = Config {
         send_buffer: 8 * 1024,
-        recv_window: if flags & 1 == 0 { 64 * 1024 } else { 128 * 1024 },
+        recv_window: if flags & 1 == 0 {
+            64 * 1024
+        } else {
+            128 * 1024
+        },
         max_window: 32 * 1024,
         pacing: flags & 2 == 0,
         keepalive_interval: (flags & 4 == 0).then(|| Duration::from_secs(10)),
@@ -249,7 +279,11 @@ fn seal(sid: u64, key: u8, pn: u32, ack: u32, ack_bits: u32, frames: &[u8]) -> O
         return None;
     }
     let k = PacketKey::new(if key & 1 == 0 { &I2R } else { &R2I });
-    let flags = if key & 2 != 0 { dsb_transports::udpsec::packet::FLAG_ACK } else { 0 };
+    let flags = if key & 2 != 0 {
+        dsb_transports::udpsec::packet::FLAG_ACK
+    } else {
+        0
+    };
     let (ack, ack_bits) = if flags == 0 { (0, 0) } else { (ack, ack_bits) };
     let h = Header {
         typ: PacketType::Data,
@@ -281,7 +315,11 @@ fn check_sent(d: &[u8], local: &BTreeSet<u64>) {
     if h.typ != PacketType::Data {
         return;
     }
-    let key = if local.contains(&h.session_id) { &I2R } else { &R2I };
+    let key = if local.contains(&h.session_id) {
+        &I2R
+    } else {
+        &R2I
+    };
     let mut ct = p.payload().to_vec();
     let plain = PacketKey::new(key)
         .open(h.pn, p.header_bytes(), &mut ct)
@@ -305,10 +343,19 @@ pub fn run_udpsec_endpoint(data: &[u8]) {
         match op {
             UdpOp::Raw(src, b) => {
                 let _ = ep.handle_datagram(now, src, b, &trust, || {
-                    Some(StandIn { initiator: false, step: 0 })
+                    Some(StandIn {
+                        initiator: false,
+                        step: 0,
+                    })
                 });
             }
-            UdpOp::Hs { src, sid: s, typ, fill, len } => {
+            UdpOp::Hs {
+                src,
+                sid: s,
+                typ,
+                fill,
+                len,
+            } => {
                 let payload = vec![fill; usize::from(len % 16) + 1];
                 let typ = match typ % 3 {
                     0 => PacketType::HsInit,
@@ -328,19 +375,44 @@ pub fn run_udpsec_endpoint(data: &[u8]) {
                 h.emit(&mut d);
                 d.extend_from_slice(&payload);
                 let _ = ep.handle_datagram(now, src, &d, &trust, || {
-                    Some(StandIn { initiator: false, step: 0 })
+                    Some(StandIn {
+                        initiator: false,
+                        step: 0,
+                    })
                 });
             }
-            UdpOp::Data { src, sid: s, key, pn, ack, ack_bits, frames } => {
+            UdpOp::Data {
+                src,
+                sid: s,
+                key,
+                pn,
+                ack,
+                ack_bits,
+                frames,
+            } => {
                 if let Some(d) = seal(sid(s), key, pn, ack, ack_bits, frames) {
                     let _ = ep.handle_datagram(now, src, &d, &trust, || {
-                        Some(StandIn { initiator: false, step: 0 })
+                        Some(StandIn {
+                            initiator: false,
+                            step: 0,
+                        })
                     });
                 }
             }
             UdpOp::Connect(s) => {
                 let s = sid(s);
-                if ep.connect(now, 0, s, StandIn { initiator: true, step: 0 }).is_ok() {
+                if ep
+                    .connect(
+                        now,
+                        0,
+                        s,
+                        StandIn {
+                            initiator: true,
+                            step: 0,
+                        },
+                    )
+                    .is_ok()
+                {
                     local.insert(s);
                 }
             }
@@ -416,7 +488,10 @@ fn check_caps(
         assert!(c.readable() <= cfg.effective_recv_window());
         assert!(c.send_capacity() <= cfg.send_buffer);
         let st = c.stats();
-        assert!(st.bytes_in_flight <= (MAX_SENT_PACKETS * MAX_DATAGRAM) as u64, "{st:?}");
+        assert!(
+            st.bytes_in_flight <= (MAX_SENT_PACKETS * MAX_DATAGRAM) as u64,
+            "{st:?}"
+        );
     }
     assert!(half_open <= ep_cfg.max_half_open, "half-open {half_open}");
 }
