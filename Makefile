@@ -11,6 +11,7 @@
 #   TIMEOUT=secs       wall-clock limit of one run                      (default 120)
 #   FEATURES=...       cargo features of the image (e.g. test-keys)
 #   FUZZ_S=secs        `make fuzz`: seconds per fuzz target             (default 60)
+#   FUZZ_RUNS=n        `make fuzz`: also stop a target after n executions
 #   FUZZ_TARGETS="..." `make fuzz`: only these targets                  (default all)
 
 NODES     ?= 1
@@ -23,6 +24,7 @@ PCAP      ?= 0
 TIMEOUT   ?= 120
 FEATURES  ?=
 FUZZ_S    ?= 60
+FUZZ_RUNS ?=
 FUZZ_TARGETS ?=
 
 CARGO        ?= cargo
@@ -97,7 +99,7 @@ bench: qemu-dep image
 # Every target of discovery/fuzz, noise/fuzz, transports/fuzz and app/fuzz in
 # turn, one job, nice 19; one `FUZZ <target> execs=.. cov=..` line per target.
 fuzz:
-	@FUZZ_S=$(FUZZ_S) FUZZ_TARGETS="$(FUZZ_TARGETS)" sh scripts/fuzz.sh
+	@FUZZ_S=$(FUZZ_S) FUZZ_RUNS=$(FUZZ_RUNS) FUZZ_TARGETS="$(FUZZ_TARGETS)" sh scripts/fuzz.sh
 
 fmt:
 	$(CARGO) fmt --all

@@ -3,6 +3,7 @@
 # at the lowest CPU priority. Not part of `make test`.
 #
 #   FUZZ_S=<seconds per target>     (default 60)
+#   FUZZ_RUNS=<executions>          also stop a target after this many (default: no limit)
 #   FUZZ_TARGETS="mux_frame ..."    only these targets (default: all)
 #
 # Targets are the files `<crate>/fuzz/fuzz_targets/*.rs`; each runs on its
@@ -14,6 +15,7 @@ set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SECS=${FUZZ_S:-60}
 ONLY=${FUZZ_TARGETS:-}
+RUNS=${FUZZ_RUNS:+-runs=$FUZZ_RUNS}
 LOGS="$ROOT/out/fuzz"
 CRATES="discovery noise transports app"
 
@@ -43,7 +45,7 @@ for crate in $CRATES; do
     before=$(ls "$dir/artifacts/$t" 2>/dev/null | wc -l)
     start=$(date +%s)
     (cd "$dir" && nice -n 19 cargo +nightly fuzz run -a "$t" "corpus/$t" "seeds/$t" -- \
-        -max_total_time="$SECS" -timeout=30 -jobs=1 -workers=1 -print_final_stats=1) >"$log" 2>&1
+        -max_total_time="$SECS" $RUNS -timeout=30 -jobs=1 -workers=1 -print_final_stats=1) >"$log" 2>&1
     rc=$?
     rm -f "$dir"/fuzz-*.log
     secs=$(( $(date +%s) - start ))
