@@ -12,7 +12,7 @@ use std::path::Path;
 use dsb_transports::mux::Frame;
 use dsb_transports::udpsec::frame::FrameWriter;
 use dsb_transports::udpsec::packet::{Header, PacketType, FLAG_ACK, HEADER_LEN};
-use dsb_transports_fuzz::{MuxOp, UdpOp};
+use dsb_transports_fuzz::{MuxOp, NoiseOp, UdpOp};
 
 fn frame(f: Frame) -> Vec<u8> {
     let mut out = vec![0u8; f.buffer_len()];
@@ -395,5 +395,81 @@ fn main() {
     let bad = datagram(PacketType::HsFinish, 0, 0, &[3; 8]);
     UdpOp::Raw(3, &bad).write(&mut s);
     write("udpsec_endpoint", "handshake_flood", &s);
+
+    // udpsec_noise: [flags] ops; flags bit 0 = the peer is an impostor.
+    let round = |v: &mut Vec<u8>, k: usize| {
+        for _ in 0..k {
+            NoiseOp::Pump(3).write(v);
+            NoiseOp::Deliver {
+                to_us: 1,
+                at: 0,
+                xor: 0,
+            }
+            .write(v);
+            NoiseOp::Deliver {
+                to_us: 1,
+                at: 0,
+                xor: 0,
+            }
+            .write(v);
+            NoiseOp::Deliver {
+                to_us: 0,
+                at: 0,
+                xor: 0,
+            }
+            .write(v);
+            NoiseOp::Deliver {
+                to_us: 0,
+                at: 0,
+                xor: 0,
+            }
+            .write(v);
+        }
+    };
+    for (name, flags, we_connect) in [
+        ("we_connect", 0u8, true),
+        ("peer_connects", 0, false),
+        ("impostor_connects", 1, false),
+        ("we_connect_to_impostor", 1, true),
+    ] {
+        let mut v = vec![flags];
+        if we_connect {
+            NoiseOp::Connect(0).write(&mut v);
+        } else {
+            NoiseOp::PeerConnect(0).write(&mut v);
+        }
+        round(&mut v, 4);
+        NoiseOp::Events.write(&mut v);
+        NoiseOp::Write(0, 3000).write(&mut v);
+        NoiseOp::Write(1, 2000).write(&mut v);
+        round(&mut v, 3);
+        NoiseOp::Read(0, 4000).write(&mut v);
+        NoiseOp::Read(1, 4000).write(&mut v);
+        NoiseOp::Time(200).write(&mut v);
+        round(&mut v, 2);
+        NoiseOp::Events.write(&mut v);
+        write("udpsec_noise", name, &v);
+    }
+    // A corrupted and a duplicated handshake datagram, then a timeout.
+    let mut v = vec![0u8];
+    NoiseOp::PeerConnect(1).write(&mut v);
+    NoiseOp::Pump(1).write(&mut v);
+    NoiseOp::Deliver {
+        to_us: 2,
+        at: 40,
+        xor: 0x80,
+    }
+    .write(&mut v);
+    NoiseOp::Deliver {
+        to_us: 0,
+        at: 0,
+        xor: 0,
+    }
+    .write(&mut v);
+    round(&mut v, 3);
+    NoiseOp::Time(11_000).write(&mut v);
+    round(&mut v, 1);
+    NoiseOp::Events.write(&mut v);
+    write("udpsec_noise", "corrupted_then_timeout", &v);
     println!("seeds written to {}", root.display());
 }

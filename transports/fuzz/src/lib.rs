@@ -11,9 +11,11 @@
 
 mod mux;
 mod udpsec;
+mod udpsec_noise;
 
 pub use mux::{run_mux_frame, run_mux_session, MuxOp};
 pub use udpsec::{run_udpsec_endpoint, run_udpsec_packet, UdpOp, SIDS};
+pub use udpsec_noise::{run_udpsec_noise, NoiseOp};
 
 /// Cursor over the fuzz input; running out of bytes ends the run.
 pub struct Input<'a>(pub &'a [u8]);
