@@ -18,6 +18,9 @@
 #   DHCP=none|slirp    with VMS: static fallback addresses, or one slirp on the segment
 #   LOSS= DUP= REORDER= (percent)  DELAY= (ms)  RATE= (Mbit/s)  SEED=
 #                      with VMS: faults the switch injects on every port
+#   FUZZ_S=secs        `make fuzz`: seconds per fuzz target             (default 60)
+#   FUZZ_RUNS=n        `make fuzz`: also stop a target after n executions
+#   FUZZ_TARGETS="..." `make fuzz`: only these targets                  (default all)
 
 NODES     ?= 1
 transport ?= auto
@@ -38,6 +41,9 @@ REORDER   ?= 0
 DELAY     ?= 0
 RATE      ?= 0
 SEED      ?= 1
+FUZZ_S    ?= 60
+FUZZ_RUNS ?=
+FUZZ_TARGETS ?=
 
 CARGO        ?= cargo
 TARGET       := x86_64-unknown-none
@@ -56,11 +62,11 @@ VMS_OPTS     := --vms $(VMS) --scenario $(SCENARIO) --echo-bytes $(ECHO) \
                 --accel $(ACCEL) --firmware $(FIRMWARE) --kernel $(IMAGE)
 TOOLS        := $(CARGO) run -q --release -p dsb-tests --bin
 
-.PHONY: help deps qemu-dep target-dep image size run test-host test-qemu test-vms test bench fmt clippy clean
+.PHONY: help deps qemu-dep target-dep image size run test-host test-qemu test-vms test bench fuzz fmt clippy clean
 
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
-	@echo "targets: run image size test-host test bench fmt clippy clean deps"
+	@echo "targets: run image size test-host test bench fuzz fmt clippy clean deps"
 
 # --- set-up: a fresh machine has no QEMU and no bare-metal Rust target --------
 deps: qemu-dep target-dep
@@ -133,6 +139,12 @@ bench: qemu-dep image
 	@# udp-sec echo between two VMs; each from real `make run VMS=N` runs.
 	@$(TOOLS) vm-bench -- $(BOOT_OPTS)
 	@$(MAKE) -s size
+
+# --- fuzzing (nightly + cargo-fuzz; not part of `make test`) --------------------
+# Every target of discovery/fuzz, noise/fuzz, transports/fuzz and app/fuzz in
+# turn, one job, nice 19; one `FUZZ <target> execs=.. cov=..` line per target.
+fuzz:
+	@FUZZ_S=$(FUZZ_S) FUZZ_RUNS=$(FUZZ_RUNS) FUZZ_TARGETS="$(FUZZ_TARGETS)" sh scripts/fuzz.sh
 
 fmt:
 	$(CARGO) fmt --all

@@ -202,6 +202,26 @@ impl SignedAnnounce {
         })
     }
 
+    /// Exact length of the announce on the wire (signature included).
+    pub fn buffer_len(&self) -> usize {
+        self.repr.buffer_len()
+    }
+
+    /// Writes the announce back with the signature it was received with (no
+    /// signing key needed); returns its length. The encoding is canonical, so
+    /// for every `b` that parses, `parse(b)?.emit(..)` writes exactly `b`.
+    pub fn emit(&self, buf: &mut [u8]) -> Result<usize, EmitError> {
+        let len = self.buffer_len();
+        let out = buf.get_mut(..len).ok_or(EmitError::BufferTooSmall)?;
+        let body_len = self.repr.emit_body(out)?;
+        let mut w = Writer {
+            buf: out,
+            pos: body_len,
+        };
+        w.put(&self.signature)?;
+        Ok(w.pos)
+    }
+
     /// Checks the signature with `verify_strict` against the announced device key.
     ///
     /// Returns the decoded device key. A key that is not a valid, non-weak Ed25519
