@@ -62,7 +62,7 @@ VMS_OPTS     := --vms $(VMS) --scenario $(SCENARIO) --echo-bytes $(ECHO) \
                 --accel $(ACCEL) --firmware $(FIRMWARE) --kernel $(IMAGE)
 TOOLS        := $(CARGO) run -q --release -p dsb-tests --bin
 
-.PHONY: help deps qemu-dep target-dep image size run test-host test-qemu test-vms test bench fuzz fmt clippy clean
+.PHONY: help deps qemu-dep target-dep image size run test-host test-qemu test-vms test-dsb test bench fuzz fmt clippy clean
 
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
@@ -125,7 +125,14 @@ test-vms: qemu-dep image
 	$(TOOLS) vms -- --vms 4 --out $(OUT)/vms/mesh $(VMS_TEST)
 	$(TOOLS) vms -- --vms 3 --scenario spoof --out $(OUT)/vms/spoof $(VMS_TEST)
 
-test: test-host test-qemu test-vms
+# dsb against two serving VMs: peers, ping, call sd, 4 MiB put/get, a denied
+# put (exit 3), a file over the peer's cap (exit 1), an unknown peer (exit 4).
+# dsb is built alone so that no test-only feature of the workspace reaches it.
+test-dsb: qemu-dep image
+	$(CARGO) build -q --release -p dsb
+	$(TOOLS) dsb-scenario -- --dsb $(TARGET_DIR)/release/dsb $(BOOT_OPTS)
+
+test: test-host test-qemu test-vms test-dsb
 
 # --- benchmarks: one `BENCH <name> <value> <unit>` line per figure --------------
 bench: qemu-dep image

@@ -148,8 +148,18 @@ fn seconds(s: f64, what: &str) -> Result<Duration> {
 }
 
 fn attach(cli: &Cli) -> Result<Host> {
-    let seg = segment::resolve(&cli.segment)?;
+    // Arguments first: a usage error is a usage error whatever is running.
     let ip = cli.ip.as_deref().map(host::parse_ip).transpose()?;
+    let peer = match &cli.cmd {
+        Cmd::Ping { peer, .. } | Cmd::Call { peer, .. } | Cmd::Put { peer, .. } | Cmd::Get { peer, .. } => {
+            Some(peer)
+        }
+        _ => None,
+    };
+    if let Some(p) = peer {
+        host::device_id(p)?;
+    }
+    let seg = segment::resolve(&cli.segment)?;
     Host::attach(
         &seg,
         &HostOptions {

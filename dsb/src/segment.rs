@@ -21,8 +21,12 @@ pub struct Segment {
     pub dhcp: bool,
 }
 
-/// `$XDG_RUNTIME_DIR/dsoftbus/segment`, else `/tmp/dsoftbus-<uid>/segment`.
+/// `$DSOFTBUS_SEGMENT` if set, else `$XDG_RUNTIME_DIR/dsoftbus/segment`,
+/// else `/tmp/dsoftbus-<uid>/segment`.
 pub fn descriptor_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("DSOFTBUS_SEGMENT").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
     let dir = match std::env::var_os("XDG_RUNTIME_DIR") {
         Some(d) if !d.is_empty() => PathBuf::from(d).join("dsoftbus"),
         // SAFETY: getuid has no preconditions.

@@ -96,6 +96,8 @@ pub struct VmsConfig {
     /// spare switch port and the segment descriptor ([`segment_file`]).
     /// Implied by `stay`.
     pub workstation: bool,
+    /// Where to write the segment descriptor (default [`segment_file`]).
+    pub descriptor: Option<PathBuf>,
 }
 
 impl VmsConfig {
@@ -120,6 +122,7 @@ impl VmsConfig {
             echo_bytes: 0,
             stay: false,
             workstation: false,
+            descriptor: None,
         }
     }
 }
@@ -298,10 +301,14 @@ impl Outcome {
 }
 
 /// Where a running segment describes itself for `dsb` (`--segment auto`):
-/// `$XDG_RUNTIME_DIR/dsoftbus/segment`, else `/tmp/dsoftbus-<uid>/segment`.
+/// `$DSOFTBUS_SEGMENT` if set, else `$XDG_RUNTIME_DIR/dsoftbus/segment`,
+/// else `/tmp/dsoftbus-<uid>/segment`.
 /// Format (`docs/protocol.md`, "Segment descriptor"): `key=value` lines
 /// `port=unix:<path>`, `identity=<path>`, `id=<device id>`, `dhcp=none|slirp`.
 pub fn segment_file() -> PathBuf {
+    if let Some(p) = std::env::var_os("DSOFTBUS_SEGMENT").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
     let dir = match std::env::var_os("XDG_RUNTIME_DIR") {
         Some(d) if !d.is_empty() => PathBuf::from(d).join("dsoftbus"),
         // SAFETY: getuid has no preconditions.
@@ -321,9 +328,13 @@ struct Descriptor {
 }
 
 impl Descriptor {
-    fn write(ports: &[PathBuf], ws: &Workstation, dhcp: DhcpMode) -> Result<Descriptor, String> {
+    fn write(
+        path: PathBuf,
+        ports: &[PathBuf],
+        ws: &Workstation,
+        dhcp: DhcpMode,
+    ) -> Result<Descriptor, String> {
         use std::os::unix::fs::DirBuilderExt;
-        let path = segment_file();
         if let Some(dir) = path.parent() {
             fs::DirBuilder::new()
                 .recursive(true)
@@ -488,11 +499,13 @@ pub fn run(
         });
     }
     let ports = net::bind_all(&specs)?;
-    for i in 1..=spare_ports {
-        print(&format!(
-            "vms: spare switch port unix:{} (attach by sending frames to it)",
-            sock(&format!("spare{i}")).display()
-        ));
+    if !workstation {
+        for i in 1..=spare_ports {
+            print(&format!(
+                "vms: spare switch port unix:{} (attach by sending frames to it)",
+                sock(&format!("spare{i}")).display()
+            ));
+        }
     }
     let mut sw_cfg = SwitchConfig::new(specs.len());
     sw_cfg.faults = cfg.faults;
@@ -535,7 +548,8 @@ pub fn run(
             let ports: Vec<PathBuf> = (1..=spare_ports)
                 .map(|i| sock(&format!("spare{i}")))
                 .collect();
-            let d = Descriptor::write(&ports, ws, cfg.dhcp);
+            let path = cfg.descriptor.clone().unwrap_or_else(segment_file);
+            let d = Descriptor::write(path, &ports, ws, cfg.dhcp);
             match d {
                 Ok(d) => {
                     print(&format!(
