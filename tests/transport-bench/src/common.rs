@@ -8,23 +8,42 @@ use smoltcp::time::{Duration, Instant};
 
 /// Bytes moved per run.
 pub const LEN: usize = 8 << 20;
-/// Largest datagram (UDP payload, or IP packet for TCP) any transport may put on the link.
+/// Largest UDP payload udp-sec and QUIC put on the link.
 pub const MAX_DATAGRAM: usize = 1200;
+/// IPv4 + UDP headers: what a UDP datagram costs on the wire beyond its
+/// payload. The link charges it to every udp-sec and QUIC datagram.
+pub const UDP_IP_OVERHEAD: usize = 28;
+/// Largest IP packet on the link, for every transport: a 1200-byte UDP
+/// payload with its headers, or a TCP segment with its IP and TCP headers
+/// (so TCP's MSS is 1188). Every transport pays its headers the same way.
+pub const MAX_IP_PACKET: usize = MAX_DATAGRAM + UDP_IP_OVERHEAD;
 /// Service the bulk channel is opened for.
 pub const SERVICE: &str = "bulk";
 /// Simulated-time limit of one run (smoltcp TCP at 10 % loss needs ~25 min).
 pub const DEADLINE: Instant = Instant::from_micros_const(4 * 3600 * 1_000_000);
 
-/// The benchmark path; `BENCH_OVERHEAD` sets bytes counted per datagram
-/// (default 0), `BENCH_DELAY_MS` the one-way delay (default 5, the standard
-/// link; other values are for diagnostics only).
+/// The benchmark path for UDP transports: each datagram (a UDP payload)
+/// also pays [`UDP_IP_OVERHEAD`] bytes of serialization (`BENCH_OVERHEAD`
+/// overrides it); `BENCH_DELAY_MS` sets the one-way delay (default 5, the
+/// standard link; other values are for diagnostics only).
 pub fn path(loss: f64) -> crate::link::PathConfig {
+    let overhead = std::env::var("BENCH_OVERHEAD")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(UDP_IP_OVERHEAD);
+    path_with(loss, overhead)
+}
+
+/// The benchmark path for TCP: its datagrams are whole IP packets, headers
+/// included, so nothing more is charged.
+pub fn ip_path(loss: f64) -> crate::link::PathConfig {
+    path_with(loss, 0)
+}
+
+fn path_with(loss: f64, overhead: usize) -> crate::link::PathConfig {
     let standard = crate::link::PathConfig::benchmark(loss);
     crate::link::PathConfig {
-        overhead_bytes: std::env::var("BENCH_OVERHEAD")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0),
+        overhead_bytes: overhead,
         delay: std::env::var("BENCH_DELAY_MS")
             .ok()
             .and_then(|s| s.parse().ok())

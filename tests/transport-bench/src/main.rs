@@ -13,8 +13,11 @@
 //!
 //! `cargo run --release --manifest-path tests/transport-bench/Cargo.toml`
 //! Knobs: `BENCH_SEEDS=n` (default 5), `BENCH_ONLY=substr[,substr]` (run only
-//! matching benchmark names), `BENCH_OVERHEAD=28` (count IPv4 + UDP headers
-//! per datagram on the link; default 0 as in `PathConfig::benchmark`),
+//! matching benchmark names), `BENCH_OVERHEAD=n` (bytes charged per UDP
+//! datagram on the link; default 28, IPv4 + UDP headers, so that every
+//! transport pays its headers: TCP's datagrams are whole IP packets of at
+//! most 1228 bytes, udp-sec's and QUIC's UDP payloads of at most 1200 plus
+//! 28),
 //! `BENCH_DELAY_MS=20` (one-way delay instead of 5 ms; diagnostics only),
 //! `BENCH_VERBOSE=1` (each run's recovery counters, time-averaged window and
 //! the receiver's datagrams (ACKs), for udp-sec and quinn, to stderr).

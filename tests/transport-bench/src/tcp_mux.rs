@@ -1,6 +1,7 @@
 //! Our TCP path over the same link: each side runs a smoltcp interface
-//! (Medium::Ip, IP MTU 1200 so no packet on the link exceeds 1200 bytes, MSS
-//! 1160) whose device hands packets to the link, the product `TcpTransport`
+//! (Medium::Ip, IP MTU 1228 = a 1200-byte UDP payload plus IPv4 and UDP
+//! headers, so TCP's packets carry the same wire bytes as udp-sec's and
+//! QUIC's largest datagrams, MSS 1188) whose device hands packets to the link, the product `TcpTransport`
 //! (Noise XK with attestation from `dsb-noise`, 2-byte framing, 16 KiB
 //! plaintext per message, 64 KiB socket buffers, Nagle off, smoltcp's 10 ms
 //! delayed ACK) and the mux on top. Reno is set explicitly on every TCP
@@ -25,7 +26,7 @@ use smoltcp::socket::Socket;
 use smoltcp::time::Instant;
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, Ipv4Address};
 
-use crate::common::{self, BulkReceiver, BulkSender, Trust, DEADLINE, LEN, MAX_DATAGRAM, SERVICE};
+use crate::common::{self, BulkReceiver, BulkSender, Trust, DEADLINE, LEN, MAX_IP_PACKET, SERVICE};
 
 const PORT: u16 = 37021;
 /// Mux bytes moved into the transport per call (one Noise message at most).
@@ -74,7 +75,7 @@ impl Device for Queue {
     fn capabilities(&self) -> DeviceCapabilities {
         let mut caps = DeviceCapabilities::default();
         caps.medium = Medium::Ip;
-        caps.max_transmission_unit = MAX_DATAGRAM;
+        caps.max_transmission_unit = MAX_IP_PACKET;
         caps.checksum = ChecksumCapabilities::default();
         caps
     }
@@ -283,8 +284,8 @@ pub fn goodput(loss: f64, seed: u64) -> common::Run {
     }
     a.drive(now);
     b.drive(now);
-    let link = Link::new(LinkConfig::symmetric(common::path(loss)), seed);
-    let mut sim = Sim::new(now, a, b, link, MAX_DATAGRAM);
+    let link = Link::new(LinkConfig::symmetric(common::ip_path(loss)), seed);
+    let mut sim = Sim::new(now, a, b, link, MAX_IP_PACKET);
     let mut tx = BulkSender::new(data);
     let mut rx = BulkReceiver::default();
     let done = sim.run_until(DEADLINE, |sim| {
