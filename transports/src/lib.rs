@@ -4,6 +4,7 @@
 extern crate alloc;
 
 pub mod mux;
+pub mod sockets;
 pub mod tcp;
 pub mod transport;
 pub mod udpsec;

@@ -1,4 +1,5 @@
-//! The `tcp` transport: smoltcp TCP sockets carrying the Noise XK handshake
+//! The `tcp` transport: TCP sockets (smoltcp's or the OS's, through
+//! [`Sockets`](crate::sockets::Sockets)) carrying the Noise XK handshake
 //! and then Noise transport messages, each framed with a 2-byte big-endian
 //! length (see `docs/protocol.md`, "TCP: framing, key confirmation, limits").
 //!
@@ -29,10 +30,10 @@ use dsb_noise::{
     HandshakeLimiter, HandshakeStatus, HandshakeTicket, Identity, Initiator, NoiseError, Responder,
     FRAME_HEADER_LEN, MAX_HANDSHAKE_MESSAGE_LEN, TAG_LEN,
 };
-use smoltcp::iface::SocketHandle;
-use smoltcp::socket::tcp;
 use smoltcp::time::{Duration, Instant};
+use smoltcp::wire::{IpAddress, IpEndpoint};
 
+use crate::sockets::{SocketId, Sockets, TcpState};
 use crate::transport::{
     ConnId, ConnIds, Cx, EventQueue, PeerAddr, Transport, TransportError, TransportEvent,
     TransportKind,
@@ -60,7 +61,7 @@ pub struct TcpConfig {
     pub port: u16,
     /// Connection cap (≤ [`MAX_CONNS_CAP`]).
     pub max_conns: usize,
-    /// smoltcp socket buffer per direction.
+    /// Socket buffer per direction.
     pub socket_buf: usize,
     /// Largest plaintext per Noise message we send (≤ [`MAX_PLAINTEXT`]).
     pub max_plaintext: usize,
@@ -118,7 +119,7 @@ enum Stage {
 
 struct Conn {
     id: ConnId,
-    handle: SocketHandle,
+    handle: SocketId,
     stage: Stage,
     /// Who we expect (initiator) or who claimed to be calling (responder).
     peer: Option<DeviceId>,
@@ -176,25 +177,15 @@ impl TcpTransport {
         self.conns.iter().filter(|c| f(&c.stage)).count()
     }
 
-    fn new_socket(&self, cx: &mut Cx<'_, '_>) -> SocketHandle {
-        let rx = tcp::SocketBuffer::new(vec![0; self.cfg.socket_buf]);
-        let tx = tcp::SocketBuffer::new(vec![0; self.cfg.socket_buf]);
-        let mut s = tcp::Socket::new(rx, tx);
-        s.set_nagle_enabled(false);
-        cx.sockets.add(s)
-    }
-
     /// Keeps `min(ACCEPT_BACKLOG, room)` sockets listening.
-    fn open_listeners(&mut self, cx: &mut Cx<'_, '_>) -> Result<(), TransportError> {
+    fn open_listeners(&mut self, cx: &mut Cx<'_>) -> Result<(), TransportError> {
         let room = self.cfg.max_conns.saturating_sub(self.connections());
         let want = ACCEPT_BACKLOG.min(room);
         while self.count(|s| matches!(s, Stage::Listening)) < want {
-            let handle = self.new_socket(cx);
-            let sock = cx.sockets.get_mut::<tcp::Socket>(handle);
-            if sock.listen(self.cfg.port).is_err() {
-                cx.sockets.remove(handle);
-                return Err(TransportError::Socket);
-            }
+            let handle = cx
+                .sockets
+                .tcp_listen(self.cfg.port, self.cfg.socket_buf)
+                .map_err(|_| TransportError::Socket)?;
             let id = self.ids.alloc();
             self.conns.push(Conn {
                 id,
@@ -211,7 +202,7 @@ impl TcpTransport {
 
     /// Ends connection `idx` with `error`: the socket is aborted (the peer
     /// gets a RST at once) and the node is told.
-    fn fail(&mut self, idx: usize, cx: &mut Cx<'_, '_>, error: TransportError) {
+    fn fail(&mut self, idx: usize, cx: &mut Cx<'_>, error: TransportError) {
         let Some(c) = self.conns.get_mut(idx) else {
             return;
         };
@@ -222,7 +213,7 @@ impl TcpTransport {
         }
         let was_listening = matches!(c.stage, Stage::Listening);
         c.stage = Stage::Dead { since: cx.now };
-        cx.sockets.get_mut::<tcp::Socket>(c.handle).abort();
+        cx.sockets.tcp_abort(c.handle);
         if was_listening {
             return;
         }
@@ -242,10 +233,10 @@ impl TcpTransport {
     }
 
     /// Moves sealed bytes into the socket.
-    fn flush(c: &mut Conn, sock: &mut tcp::Socket<'_>) {
-        while !c.tx_wire.is_empty() && sock.can_send() {
+    fn flush(c: &mut Conn, sockets: &mut dyn Sockets) {
+        while !c.tx_wire.is_empty() && sockets.tcp_status(c.handle).can_send() {
             let (a, _) = c.tx_wire.as_slices();
-            match sock.send_slice(a) {
+            match sockets.tcp_send(c.handle, a) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
                     c.tx_wire.drain(..n);
@@ -258,23 +249,24 @@ impl TcpTransport {
     /// returns whether at least one message decrypted.
     fn read_messages(
         c_rx: &mut VecDeque<u8>,
-        sock: &mut tcp::Socket<'_>,
+        sockets: &mut dyn Sockets,
+        sock: SocketId,
         framed: &mut FramedSession,
         scratch: &mut [u8],
         rx_cap: usize,
     ) -> Result<bool, TransportError> {
         let mut got_any = false;
-        while sock.can_recv() && c_rx.len() + MAX_PLAINTEXT <= rx_cap {
+        while sockets.tcp_status(sock).can_recv() && c_rx.len() + MAX_PLAINTEXT <= rx_cap {
             let mut result: Result<Option<usize>, NoiseError> = Ok(None);
-            let used = sock
-                .recv(|buf| match framed.open(buf, scratch) {
+            let used = sockets
+                .tcp_recv(sock, &mut |buf| match framed.open(buf, scratch) {
                     Ok((used, got)) => {
                         result = Ok(got);
-                        (used, used)
+                        used
                     }
                     Err(e) => {
                         result = Err(e);
-                        (0, 0)
+                        0
                     }
                 })
                 .map_err(|_| TransportError::Socket)?;
@@ -290,17 +282,18 @@ impl TcpTransport {
     }
 
     /// Drives one connection; returns an error that ends it.
-    fn poll_conn(&mut self, idx: usize, cx: &mut Cx<'_, '_>) -> Result<(), TransportError> {
+    fn poll_conn(&mut self, idx: usize, cx: &mut Cx<'_>) -> Result<(), TransportError> {
         let now = cx.now;
         let rx_cap = self.cfg.rx_plain_cap;
         let Some(c) = self.conns.get_mut(idx) else {
             return Ok(());
         };
-        let sock = cx.sockets.get_mut::<tcp::Socket>(c.handle);
+        let sock = c.handle;
+        let status = |cx: &Cx<'_>| cx.sockets.tcp_status(sock);
         match &mut c.stage {
             Stage::Dead { .. } => return Ok(()),
             Stage::Listening => {
-                if sock.is_listening() {
+                if status(cx).is_listening() {
                     return Ok(());
                 }
                 // A SYN arrived: this socket becomes a connection.
@@ -323,27 +316,29 @@ impl TcpTransport {
                 if hs.is_expired(now) {
                     return Err(TransportError::Noise(NoiseError::HandshakeTimeout));
                 }
-                if !sock.is_open() {
+                let st = status(cx);
+                if !st.is_open() {
                     return Err(TransportError::Refused);
                 }
-                if !sock.may_send() && !sock.may_recv() {
+                if !st.may_send() && !st.may_recv() {
                     return Ok(()); // still connecting
                 }
                 write_handshake(hs, &mut c.tx_wire)?;
                 // Read theirs, one frame at a time, never past its end.
-                while hs.status() == HandshakeStatus::WantRead && sock.can_recv() {
+                while hs.status() == HandshakeStatus::WantRead && status(cx).can_recv() {
                     let trust = &mut *cx.trust;
                     let mut result: Result<(), NoiseError> = Ok(());
-                    let used = sock
-                        .recv(|buf| match decoder.feed(buf) {
+                    let used = cx
+                        .sockets
+                        .tcp_recv(sock, &mut |buf| match decoder.feed(buf) {
                             Ok((used, Some(frame))) => {
                                 result = hs.read_message(now, frame, trust);
-                                (used, used)
+                                used
                             }
-                            Ok((used, None)) => (used, used),
+                            Ok((used, None)) => used,
                             Err(e) => {
                                 result = Err(e);
-                                (0, 0)
+                                0
                             }
                         })
                         .map_err(|_| TransportError::Socket)?;
@@ -355,8 +350,8 @@ impl TcpTransport {
                         break;
                     }
                 }
-                if hs.status() == HandshakeStatus::WantRead && !sock.may_recv() && !sock.can_recv()
-                {
+                let st = status(cx);
+                if hs.status() == HandshakeStatus::WantRead && !st.may_recv() && !st.can_recv() {
                     // The peer ended its side inside the handshake.
                     decoder.finish()?;
                     return Err(TransportError::PeerClosed);
@@ -394,11 +389,17 @@ impl TcpTransport {
                 if now >= *deadline {
                     return Err(TransportError::Noise(NoiseError::HandshakeTimeout));
                 }
-                if !sock.is_open() {
+                if !status(cx).is_open() {
                     return Err(TransportError::Refused);
                 }
-                let confirmed =
-                    Self::read_messages(&mut c.rx_plain, sock, framed, &mut self.scratch, rx_cap)?;
+                let confirmed = Self::read_messages(
+                    &mut c.rx_plain,
+                    cx.sockets,
+                    sock,
+                    framed,
+                    &mut self.scratch,
+                    rx_cap,
+                )?;
                 if confirmed {
                     let Stage::Confirming { framed, .. } =
                         core::mem::replace(&mut c.stage, Stage::Dead { since: now })
@@ -410,38 +411,48 @@ impl TcpTransport {
                     let peer = c.peer.ok_or(TransportError::BadState)?;
                     self.events
                         .push(TransportEvent::Authenticated { conn: c.id, peer });
-                } else if !sock.may_recv() && !sock.can_recv() {
-                    return Err(TransportError::Refused);
+                } else {
+                    let st = status(cx);
+                    if !st.may_recv() && !st.can_recv() {
+                        return Err(TransportError::Refused);
+                    }
                 }
             }
             Stage::Established { framed } => {
-                Self::read_messages(&mut c.rx_plain, sock, framed, &mut self.scratch, rx_cap)?;
-                if !sock.may_recv() && !sock.can_recv() {
+                Self::read_messages(
+                    &mut c.rx_plain,
+                    cx.sockets,
+                    sock,
+                    framed,
+                    &mut self.scratch,
+                    rx_cap,
+                )?;
+                let st = status(cx);
+                if !st.may_recv() && !st.can_recv() {
                     framed.finish()?;
                     return Err(TransportError::PeerClosed);
                 }
             }
         }
-        Self::flush(c, sock);
+        Self::flush(c, cx.sockets);
         Ok(())
     }
 
     /// Removes dead connections whose socket is done (RST or FIN sent and
     /// closed), those older than [`DEAD_LINGER`], and beyond [`MAX_DEAD`] the oldest.
-    fn reap(&mut self, cx: &mut Cx<'_, '_>) {
+    fn reap(&mut self, cx: &mut Cx<'_>) {
         let now = cx.now;
         let mut dead = 0;
         let mut i = 0;
         while i < self.conns.len() {
             let c = &self.conns[i];
             if let Stage::Dead { since } = c.stage {
-                let sock = cx.sockets.get_mut::<tcp::Socket>(c.handle);
+                let st = cx.sockets.tcp_status(c.handle);
                 // An aborted socket forgets its remote once the RST is out.
-                let done = !sock.is_active()
-                    && (sock.state() != tcp::State::Closed || sock.remote_endpoint().is_none());
+                let done = !st.is_active() && (st.state != TcpState::Closed || st.remote.is_none());
                 if done || now >= since + DEAD_LINGER {
                     let c = self.conns.swap_remove(i);
-                    cx.sockets.remove(c.handle);
+                    cx.sockets.tcp_remove(c.handle);
                     continue;
                 }
                 dead += 1;
@@ -461,7 +472,7 @@ impl TcpTransport {
                 .map(|(i, _)| i);
             let Some(i) = oldest else { break };
             let c = self.conns.swap_remove(i);
-            cx.sockets.remove(c.handle);
+            cx.sockets.tcp_remove(c.handle);
             dead -= 1;
         }
     }
@@ -482,12 +493,12 @@ impl Transport for TcpTransport {
         TransportKind::Tcp
     }
 
-    fn listen(&mut self, cx: &mut Cx<'_, '_>) -> Result<(), TransportError> {
+    fn listen(&mut self, cx: &mut Cx<'_>) -> Result<(), TransportError> {
         self.listening = true;
         self.open_listeners(cx)
     }
 
-    fn connect(&mut self, cx: &mut Cx<'_, '_>, peer: &PeerAddr) -> Result<ConnId, TransportError> {
+    fn connect(&mut self, cx: &mut Cx<'_>, peer: &PeerAddr) -> Result<ConnId, TransportError> {
         let port = peer.tcp_port.ok_or(TransportError::NotOffered)?;
         if self.connections() >= self.cfg.max_conns {
             return Err(TransportError::TooManyConnections);
@@ -507,22 +518,23 @@ impl Transport for TcpTransport {
                 return Err(e.into());
             }
         };
-        let handle = self.new_socket(cx);
         let local_port = self.next_port;
         self.next_port = if self.next_port == u16::MAX {
             self.cfg.ephemeral_base
         } else {
             self.next_port + 1
         };
-        let sock = cx.sockets.get_mut::<tcp::Socket>(handle);
-        if sock
-            .connect(cx.iface.context(), (peer.ip, port), local_port)
-            .is_err()
+        let remote = IpEndpoint::new(IpAddress::Ipv4(peer.ip), port);
+        let handle = match cx
+            .sockets
+            .tcp_connect(remote, local_port, self.cfg.socket_buf)
         {
-            cx.sockets.remove(handle);
-            self.limiter.release(ticket);
-            return Err(TransportError::Socket);
-        }
+            Ok(h) => h,
+            Err(_) => {
+                self.limiter.release(ticket);
+                return Err(TransportError::Socket);
+            }
+        };
         let id = self.ids.alloc();
         self.conns.push(Conn {
             id,
@@ -540,7 +552,7 @@ impl Transport for TcpTransport {
         Ok(id)
     }
 
-    fn poll(&mut self, cx: &mut Cx<'_, '_>) {
+    fn poll(&mut self, cx: &mut Cx<'_>) {
         let mut i = 0;
         while i < self.conns.len() {
             if let Err(e) = self.poll_conn(i, cx) {
@@ -620,21 +632,20 @@ impl Transport for TcpTransport {
         (room / whole) * self.cfg.max_plaintext + (room % whole).saturating_sub(sealed_len(0))
     }
 
-    fn close(&mut self, cx: &mut Cx<'_, '_>, conn: ConnId) {
+    fn close(&mut self, cx: &mut Cx<'_>, conn: ConnId) {
         if let Some(c) = self.conns.iter_mut().find(|c| c.id == conn) {
             if let Stage::Handshaking { ticket, .. } = &mut c.stage {
                 if let Some(t) = ticket.take() {
                     self.limiter.release(t);
                 }
             }
-            let sock = cx.sockets.get_mut::<tcp::Socket>(c.handle);
             if matches!(c.stage, Stage::Established { .. }) {
                 // Graceful: what was written still goes out, then FIN.
-                Self::flush(c, sock);
-                sock.close();
+                Self::flush(c, cx.sockets);
+                cx.sockets.tcp_close(c.handle);
             } else {
                 // Not a session (yet): the peer learns at once.
-                sock.abort();
+                cx.sockets.tcp_abort(c.handle);
             }
             c.stage = Stage::Dead { since: cx.now };
         }

@@ -5,17 +5,17 @@
 //! handshake with identity binding, and then moves plaintext in and out of
 //! bounded buffers. The node and the multiplexer above never know whether TCP
 //! or udp-sec carries them. Transports do no I/O of their own: each call gets
-//! a [`Cx`] with the time, the smoltcp interface and socket set it may use,
-//! the trust store and the RNG.
+//! a [`Cx`] with the time, the [`Sockets`] of the stack beneath (smoltcp or
+//! the operating system's), the trust store and the RNG.
 
 use alloc::collections::VecDeque;
 use core::fmt;
 
 use dsb_noise::{Binding, DeviceId, NoiseError, TrustStore};
 
+use crate::sockets::Sockets;
 use crate::udpsec::RejectCode;
 use rand_core::CryptoRngCore;
-use smoltcp::iface::{Interface, SocketSet};
 use smoltcp::time::Instant;
 use smoltcp::wire::Ipv4Address;
 
@@ -43,10 +43,10 @@ impl fmt::Display for TransportKind {
 }
 
 /// Everything a transport may touch during one call.
-pub struct Cx<'a, 's> {
+pub struct Cx<'a> {
     pub now: Instant,
-    pub iface: &'a mut Interface,
-    pub sockets: &'a mut SocketSet<'s>,
+    /// The stack's sockets (see [`crate::sockets`]).
+    pub sockets: &'a mut dyn Sockets,
     /// Who owns which keys (the peer table).
     pub trust: &'a mut dyn TrustStore,
     pub rng: &'a mut dyn CryptoRngCore,
@@ -212,11 +212,11 @@ impl fmt::Display for TransportError {
 pub trait Transport {
     fn kind(&self) -> TransportKind;
     /// Opens the listening side (call once the interface has an address).
-    fn listen(&mut self, cx: &mut Cx<'_, '_>) -> Result<(), TransportError>;
+    fn listen(&mut self, cx: &mut Cx<'_>) -> Result<(), TransportError>;
     /// Starts a connection and handshake towards `peer`.
-    fn connect(&mut self, cx: &mut Cx<'_, '_>, peer: &PeerAddr) -> Result<ConnId, TransportError>;
+    fn connect(&mut self, cx: &mut Cx<'_>, peer: &PeerAddr) -> Result<ConnId, TransportError>;
     /// Drives I/O, handshakes and timers.
-    fn poll(&mut self, cx: &mut Cx<'_, '_>);
+    fn poll(&mut self, cx: &mut Cx<'_>);
     /// The next event, if any.
     fn poll_event(&mut self) -> Option<TransportEvent>;
     /// Plaintext received on an authenticated connection.
@@ -226,7 +226,7 @@ pub trait Transport {
     /// Plaintext bytes `write` would accept in full now.
     fn write_capacity(&self, conn: ConnId) -> usize;
     /// Closes a connection (gracefully where the transport can).
-    fn close(&mut self, cx: &mut Cx<'_, '_>, conn: ConnId);
+    fn close(&mut self, cx: &mut Cx<'_>, conn: ConnId);
     /// When `poll` must run again at the latest.
     fn poll_at(&self) -> Option<Instant>;
 }

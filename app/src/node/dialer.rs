@@ -136,7 +136,7 @@ impl Dialer {
     #[allow(clippy::too_many_arguments)]
     pub fn dial(
         &mut self,
-        cx: &mut Cx<'_, '_>,
+        cx: &mut Cx<'_>,
         transports: &mut Transports,
         discovery: &Discovery,
         sessions: &Sessions,
@@ -231,12 +231,7 @@ impl Dialer {
     }
 
     /// `auto`: udp-sec attempts that got no answer by their deadline give way to TCP.
-    pub fn expire(
-        &mut self,
-        cx: &mut Cx<'_, '_>,
-        transports: &mut Transports,
-        events: &mut Events,
-    ) {
+    pub fn expire(&mut self, cx: &mut Cx<'_>, transports: &mut Transports, events: &mut Events) {
         let now = cx.now;
         let mut i = 0;
         while i < self.attempts.len() {

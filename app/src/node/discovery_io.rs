@@ -2,12 +2,9 @@
 //! multicast group (or the subnet broadcast address when the interface
 //! cannot join the group), datagrams in to [`Discovery`].
 
-use alloc::vec;
-
 use dsb_discovery::{Discovery, PeerEvent, DISCOVERY_GROUP, DISCOVERY_PORT};
 use dsb_noise::DeviceId;
-use smoltcp::iface::{Interface, SocketHandle, SocketSet};
-use smoltcp::socket::udp;
+use dsb_transports::sockets::{SocketId, Sockets, UdpSpec};
 use smoltcp::time::Instant;
 use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address, Ipv4Cidr};
 
@@ -19,11 +16,11 @@ use crate::bus::ServiceList;
 pub const DISCOVERY_PACKETS: usize = 16;
 /// Discovery socket: bytes buffered each way.
 pub const DISCOVERY_BUFFER: usize = 8 * 1024;
-/// Largest discovery datagram read (bigger ones are truncated by smoltcp's buffer and rejected).
+/// Largest discovery datagram read (bigger ones are truncated and rejected).
 const DATAGRAM_MAX: usize = 1500;
 
 pub(crate) struct DiscoveryIo {
-    socket: SocketHandle,
+    socket: SocketId,
     target: IpEndpoint,
     /// Announces that left the socket for the interface.
     sent: u32,
@@ -32,26 +29,20 @@ pub(crate) struct DiscoveryIo {
 }
 
 impl DiscoveryIo {
-    /// Binds the discovery socket and joins the group; `multicast` in the
-    /// result says whether announces go to the group or to the broadcast address.
-    pub fn open(
-        iface: &mut Interface,
-        sockets: &mut SocketSet<'_>,
-        cidr: Ipv4Cidr,
-    ) -> Result<(Self, bool), BusFailure> {
-        let buffer = || {
-            udp::PacketBuffer::new(
-                vec![udp::PacketMetadata::EMPTY; DISCOVERY_PACKETS],
-                vec![0; DISCOVERY_BUFFER],
-            )
-        };
-        let mut sock = udp::Socket::new(buffer(), buffer());
-        if sock.bind(DISCOVERY_PORT).is_err() {
-            return Err(BusFailure::DiscoveryBind);
-        }
-        let socket = sockets.add(sock);
+    /// Binds the discovery socket (shared by every node of a host) and joins
+    /// the group; `multicast` in the result says whether announces go to the
+    /// group or to the broadcast address.
+    pub fn open(sockets: &mut dyn Sockets, cidr: Ipv4Cidr) -> Result<(Self, bool), BusFailure> {
+        let socket = sockets
+            .udp_bind(UdpSpec {
+                port: DISCOVERY_PORT,
+                packets: DISCOVERY_PACKETS,
+                bytes: DISCOVERY_BUFFER,
+                shared: true,
+            })
+            .map_err(|_| BusFailure::DiscoveryBind)?;
         let group = Ipv4Address::from(DISCOVERY_GROUP);
-        let multicast = iface.join_multicast_group(group).is_ok();
+        let multicast = sockets.udp_join_multicast(socket, group);
         let target_ip = if multicast {
             group
         } else {
@@ -70,25 +61,22 @@ impl DiscoveryIo {
     pub fn poll(
         &mut self,
         now: Instant,
-        sockets: &mut SocketSet<'_>,
+        sockets: &mut dyn Sockets,
         discovery: &mut Discovery,
         events: &mut Events,
         mut on_lost: impl FnMut(DeviceId),
     ) {
-        let sock = sockets.get_mut::<udp::Socket>(self.socket);
-        let mut buf = [0u8; DATAGRAM_MAX];
-        while let Ok((data, meta)) = sock.recv() {
-            let n = data.len().min(buf.len());
-            buf[..n].copy_from_slice(&data[..n]);
-            match discovery.handle_datagram(now, meta.endpoint, &buf[..n]) {
+        while sockets.udp_recv(self.socket, &mut |data, from| {
+            let data = data.get(..DATAGRAM_MAX).unwrap_or(data);
+            match discovery.handle_datagram(now, from, data) {
                 Ok(Some(PeerEvent::Found(id))) => online(discovery, &id, true, events),
                 Ok(Some(PeerEvent::Updated(id))) => online(discovery, &id, false, events),
                 Ok(_) => {}
                 Err(e) => events.push(NodeEvent::AnnounceIgnored(e)),
             }
-        }
+        }) {}
         while let Some(bytes) = discovery.poll_transmit(now) {
-            if sock.send_slice(&bytes, self.target).is_ok() {
+            if sockets.udp_send(self.socket, &bytes, self.target).is_ok() {
                 self.queued = self.queued.saturating_add(1);
             }
         }
@@ -109,12 +97,11 @@ impl DiscoveryIo {
 
     /// After the interface was polled: announces no longer in the socket's
     /// transmit buffer went out to the device.
-    pub fn confirm_sent(&mut self, sockets: &mut SocketSet<'_>, events: &mut Events) {
+    pub fn confirm_sent(&mut self, sockets: &dyn Sockets, events: &mut Events) {
         if self.queued == 0 {
             return;
         }
-        let sock = sockets.get_mut::<udp::Socket>(self.socket);
-        if sock.send_queue() == 0 {
+        if sockets.udp_send_queue(self.socket) == 0 {
             for _ in 0..self.queued {
                 self.sent = self.sent.saturating_add(1);
                 events.push(NodeEvent::AnnounceSent { count: self.sent });

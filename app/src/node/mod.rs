@@ -41,6 +41,7 @@ use core::num::NonZeroU16;
 use dsb_discovery::{Discovery, DiscoveryConfig};
 use dsb_noise::{DeviceId, Identity};
 use dsb_transports::mux::MuxConfig;
+use dsb_transports::sockets::SmolSockets;
 use dsb_transports::tcp::{TcpConfig, TcpTransport};
 use dsb_transports::transport::{Cx, Transport, TransportKind};
 use dsb_transports::udpsec::{UdpSecConfig, UdpSecTransport};
@@ -254,8 +255,9 @@ impl<D: Device> Node<D> {
             self.poll_bus(now, rng);
             moved |= self.stack.poll(now);
             if let Some(bus) = self.bus.as_mut() {
+                let (iface, sockets) = self.stack.iface_and_sockets();
                 bus.io
-                    .confirm_sent(self.stack.sockets_mut(), &mut self.events);
+                    .confirm_sent(&SmolSockets::new(iface, sockets), &mut self.events);
             }
         }
         moved
@@ -285,7 +287,8 @@ impl<D: Device> Node<D> {
             return;
         };
         let (iface, sockets) = self.stack.iface_and_sockets();
-        let (io, multicast) = match DiscoveryIo::open(iface, sockets, cidr) {
+        let mut sockets = SmolSockets::new(iface, sockets);
+        let (io, multicast) = match DiscoveryIo::open(&mut sockets, cidr) {
             Ok(x) => x,
             Err(e) => {
                 events.push(NodeEvent::BusFailed(e));
@@ -350,8 +353,7 @@ impl<D: Device> Node<D> {
             };
             let mut cx = Cx {
                 now,
-                iface,
-                sockets,
+                sockets: &mut sockets,
                 trust: &mut trust,
                 rng,
             };
@@ -415,20 +417,21 @@ impl<D: Device> Node<D> {
         let cfg = &self.cfg;
         let local = *self.identity.device_id();
         let (iface, sockets) = self.stack.iface_and_sockets();
+        let mut sockets = SmolSockets::new(iface, sockets);
 
         // 1. Discovery: receive, expire, send what the schedule says.
         let dialer = &mut bus.dialer;
-        bus.io.poll(now, sockets, &mut bus.discovery, events, |id| {
-            dialer.forget(&id)
-        });
+        bus.io
+            .poll(now, &mut sockets, &mut bus.discovery, events, |id| {
+                dialer.forget(&id)
+            });
 
         // Calls that cannot read an inbound handshake (connect, close, read,
         // write) get a trust store that admits nobody; `poll_transports`
         // hands the transports the real admission.
         let mut cx = Cx {
             now,
-            iface,
-            sockets,
+            sockets: &mut sockets,
             trust: &mut dsb_noise::NoTrust,
             rng,
         };
@@ -514,7 +517,7 @@ impl<D: Device> Node<D> {
 
 impl Bus {
     /// Polls both transports with this node's admission as the trust store.
-    fn poll_transports(&mut self, cx: &mut Cx<'_, '_>, local: DeviceId) {
+    fn poll_transports(&mut self, cx: &mut Cx<'_>, local: DeviceId) {
         let mut trust = Admission {
             now: cx.now,
             local,
@@ -524,7 +527,6 @@ impl Bus {
         };
         let mut cx = Cx {
             now: cx.now,
-            iface: &mut *cx.iface,
             sockets: &mut *cx.sockets,
             trust: &mut trust,
             rng: &mut *cx.rng,

@@ -193,7 +193,7 @@ impl Sessions {
     #[allow(clippy::too_many_arguments)]
     pub fn on_transport_event(
         &mut self,
-        cx: &mut Cx<'_, '_>,
+        cx: &mut Cx<'_>,
         transports: &mut Transports,
         dialer: &mut Dialer,
         discovery: &Discovery,
@@ -335,7 +335,7 @@ impl Sessions {
     #[allow(clippy::too_many_arguments)]
     pub fn pump(
         &mut self,
-        cx: &mut Cx<'_, '_>,
+        cx: &mut Cx<'_>,
         transports: &mut Transports,
         dialer: &mut Dialer,
         services: &Services,
@@ -462,7 +462,7 @@ impl Sessions {
     /// Closes the session with `peer` (gracefully where the transport can).
     pub fn close(
         &mut self,
-        cx: &mut Cx<'_, '_>,
+        cx: &mut Cx<'_>,
         transports: &mut Transports,
         peer: &DeviceId,
         events: &mut Events,
@@ -473,7 +473,7 @@ impl Sessions {
     /// Closes the session with `peer`, reporting `reason`.
     pub fn close_for(
         &mut self,
-        cx: &mut Cx<'_, '_>,
+        cx: &mut Cx<'_>,
         transports: &mut Transports,
         peer: &DeviceId,
         reason: DownReason,

@@ -18,7 +18,7 @@ impl Transports {
         }
     }
 
-    pub fn poll(&mut self, cx: &mut Cx<'_, '_>) {
+    pub fn poll(&mut self, cx: &mut Cx<'_>) {
         self.tcp.poll(cx);
         if let Some(u) = self.udpsec.as_mut() {
             u.poll(cx);
@@ -44,7 +44,7 @@ impl Transports {
     /// Closes `conn` of `kind`, if that transport exists.
     pub fn close(
         &mut self,
-        cx: &mut Cx<'_, '_>,
+        cx: &mut Cx<'_>,
         kind: TransportKind,
         conn: dsb_transports::transport::ConnId,
     ) {

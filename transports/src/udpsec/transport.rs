@@ -1,4 +1,5 @@
-//! The `udp-sec` transport: one smoltcp UDP socket bound to the node's
+//! The `udp-sec` transport: one UDP socket (smoltcp's or the OS's, through
+//! [`Sockets`](crate::sockets::Sockets)) bound to the node's
 //! udp-sec port, an [`Endpoint`] demultiplexing its sessions, and the
 //! `dsb-noise` handshake ([`NoiseHandshake`]) behind every session, so the
 //! node sees exactly what the TCP transport gives it: authenticated,
@@ -15,8 +16,6 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use dsb_noise::{DeviceId, HandshakeConfig, Identity, NoiseError};
-use smoltcp::iface::SocketHandle;
-use smoltcp::socket::udp;
 use smoltcp::time::Instant;
 use smoltcp::wire::{IpAddress, IpEndpoint};
 
@@ -27,6 +26,7 @@ use super::noise::NoiseHandshake;
 use super::packet::Header;
 use super::stats::DropReason;
 use super::MAX_DATAGRAM;
+use crate::sockets::{SocketError, SocketId, UdpSpec};
 use crate::transport::{
     ConnId, ConnIds, Cx, EventQueue, PeerAddr, Transport, TransportError, TransportEvent,
     TransportKind,
@@ -44,7 +44,7 @@ pub struct UdpSecConfig {
     pub port: u16,
     /// Connection cap (≤ [`MAX_CONNS_CAP`]).
     pub max_conns: usize,
-    /// Datagrams the smoltcp socket buffers each way (≤ [`MAX_SOCKET_PACKETS`]).
+    /// Datagrams the socket buffers each way (≤ [`MAX_SOCKET_PACKETS`]).
     pub socket_packets: usize,
     /// Per-connection timers, windows and buffers.
     pub conn: Config,
@@ -101,7 +101,7 @@ pub struct UdpSecTransport {
     cfg: UdpSecConfig,
     identity: Rc<Identity>,
     endpoint: Endpoint<NoiseHandshake, IpEndpoint>,
-    socket: Option<SocketHandle>,
+    socket: Option<SocketId>,
     listening: bool,
     conns: Vec<Conn>,
     events: EventQueue,
@@ -161,22 +161,20 @@ impl UdpSecTransport {
         self.endpoint.connection(c.sid).map(|x| x.stats())
     }
 
-    fn open_socket(&mut self, cx: &mut Cx<'_, '_>) -> Result<SocketHandle, TransportError> {
+    fn open_socket(&mut self, cx: &mut Cx<'_>) -> Result<SocketId, TransportError> {
         if let Some(h) = self.socket {
             return Ok(h);
         }
         let n = self.cfg.socket_packets;
-        let buf = || {
-            udp::PacketBuffer::new(
-                vec![udp::PacketMetadata::EMPTY; n * 2],
-                vec![0; n * MAX_DATAGRAM],
-            )
-        };
-        let mut sock = udp::Socket::new(buf(), buf());
-        if sock.bind(self.cfg.port).is_err() {
-            return Err(TransportError::Socket);
-        }
-        let h = cx.sockets.add(sock);
+        let h = cx
+            .sockets
+            .udp_bind(UdpSpec {
+                port: self.cfg.port,
+                packets: n * 2,
+                bytes: n * MAX_DATAGRAM,
+                shared: false,
+            })
+            .map_err(|_| TransportError::Socket)?;
         self.socket = Some(h);
         Ok(h)
     }
@@ -186,37 +184,36 @@ impl UdpSecTransport {
     }
 
     /// Receives every datagram the socket holds.
-    fn receive(&mut self, cx: &mut Cx<'_, '_>, handle: SocketHandle) {
+    fn receive(&mut self, cx: &mut Cx<'_>, handle: SocketId) {
         let now = cx.now;
         let listening = self.listening;
         let identity = &self.identity;
         let hs_cfg = &self.cfg.handshake;
-        let sock = cx.sockets.get_mut::<udp::Socket>(handle);
-        while let Ok((datagram, meta)) = sock.recv() {
-            self.stats.datagrams_in += 1;
-            let rng = &mut *cx.rng;
+        let (sockets, trust, rng) = (&mut *cx.sockets, &mut *cx.trust, &mut *cx.rng);
+        let (endpoint, conns, events, ids, stats) = (
+            &mut self.endpoint,
+            &self.conns,
+            &mut self.events,
+            &mut self.ids,
+            &mut self.stats,
+        );
+        while sockets.udp_recv(handle, &mut |datagram, from| {
+            stats.datagrams_in += 1;
+            let rng = &mut *rng;
             // Length, header, session and rate checks happen in the endpoint;
             // a new session costs a DH only after all of them passed.
-            let r =
-                self.endpoint
-                    .handle_datagram(now, meta.endpoint, datagram, &mut *cx.trust, || {
-                        if !listening {
-                            return None;
-                        }
-                        NoiseHandshake::responder(identity, rng, now, hs_cfg).ok()
-                    });
+            let r = endpoint.handle_datagram(now, from, datagram, &mut *trust, || {
+                if !listening {
+                    return None;
+                }
+                NoiseHandshake::responder(identity, rng, now, hs_cfg).ok()
+            });
             if r == Err(DropReason::HandshakeFailed) {
                 if let Some(sid) = Header::peek_session_id(datagram) {
-                    Self::report_inbound_failure(
-                        &self.endpoint,
-                        &self.conns,
-                        &mut self.events,
-                        &mut self.ids,
-                        sid,
-                    );
+                    Self::report_inbound_failure(endpoint, conns, events, ids, sid);
                 }
             }
-        }
+        }) {}
     }
 
     /// An inbound handshake failed (e.g. message 3 did not prove the bound
@@ -350,10 +347,9 @@ impl UdpSecTransport {
     }
 
     /// Moves datagrams from the endpoint into the socket while it has room.
-    fn transmit(&mut self, cx: &mut Cx<'_, '_>, handle: SocketHandle) {
+    fn transmit(&mut self, cx: &mut Cx<'_>, handle: SocketId) {
         let now = cx.now;
         self.blocked_at = None;
-        let sock = cx.sockets.get_mut::<udp::Socket>(handle);
         loop {
             let (to, n) = match self.pending.take() {
                 Some(p) => p,
@@ -365,14 +361,14 @@ impl UdpSecTransport {
             let Some(bytes) = self.tx_buf.get(..n) else {
                 return;
             };
-            match sock.send_slice(bytes, to) {
+            match cx.sockets.udp_send(handle, bytes, to) {
                 Ok(()) => self.stats.datagrams_out += 1,
-                Err(udp::SendError::BufferFull) => {
+                Err(SocketError::BufferFull) => {
                     self.pending = Some((to, n));
                     self.blocked_at = Some(now);
                     return;
                 }
-                Err(udp::SendError::Unaddressable) => self.stats.send_errors += 1,
+                Err(_) => self.stats.send_errors += 1,
             }
         }
     }
@@ -396,13 +392,13 @@ impl Transport for UdpSecTransport {
         TransportKind::UdpSec
     }
 
-    fn listen(&mut self, cx: &mut Cx<'_, '_>) -> Result<(), TransportError> {
+    fn listen(&mut self, cx: &mut Cx<'_>) -> Result<(), TransportError> {
         self.open_socket(cx)?;
         self.listening = true;
         Ok(())
     }
 
-    fn connect(&mut self, cx: &mut Cx<'_, '_>, peer: &PeerAddr) -> Result<ConnId, TransportError> {
+    fn connect(&mut self, cx: &mut Cx<'_>, peer: &PeerAddr) -> Result<ConnId, TransportError> {
         let port = peer.udpsec_port.ok_or(TransportError::NotOffered)?;
         if self.connections() >= self.cfg.max_conns {
             return Err(TransportError::TooManyConnections);
@@ -437,7 +433,7 @@ impl Transport for UdpSecTransport {
         Ok(id)
     }
 
-    fn poll(&mut self, cx: &mut Cx<'_, '_>) {
+    fn poll(&mut self, cx: &mut Cx<'_>) {
         let Some(handle) = self.socket else {
             return;
         };
@@ -499,7 +495,7 @@ impl Transport for UdpSecTransport {
             .map_or(0, |x| x.send_capacity())
     }
 
-    fn close(&mut self, _cx: &mut Cx<'_, '_>, conn: ConnId) {
+    fn close(&mut self, _cx: &mut Cx<'_>, conn: ConnId) {
         let Some(i) = self.conn_index(conn) else {
             return;
         };
