@@ -15,13 +15,13 @@
 //! node.read(ch, &mut buf)?;                        // Ok(0) = peer finished
 //! ```
 
+use crate::net::Network;
 use dsb_discovery::{PeerInfo, Services as AnnouncedServices};
 use dsb_noise::DeviceId;
 use dsb_transports::mux::{ChannelError, ServiceName};
-use smoltcp::phy::Device;
 
 use super::sessions::SessionStats;
-use super::Node;
+use super::NodeOn;
 use crate::bus::channel::{ChannelIo, MuxChannel};
 use crate::bus::{Access, ApiError, ChannelRef, Handler, Services};
 
@@ -36,7 +36,7 @@ pub(crate) fn announced(services: &Services) -> AnnouncedServices {
     out
 }
 
-impl<D: Device> Node<D> {
+impl<N: Network> NodeOn<N> {
     /// Publishes `name` with `access` (deny by default: pass
     /// `Access::AnyAuthenticated` explicitly to open it to every
     /// authenticated peer). Publishing again changes the policy. The name

@@ -14,20 +14,20 @@
 
 use alloc::vec::Vec;
 
+use crate::net::Network;
 use dsb_noise::DeviceId;
 use serde::Serialize;
-use smoltcp::phy::Device;
 use smoltcp::time::Duration;
 
 use super::owned::{CallId, Calls, Owned, Suspended, TransferId, Transferred};
 use super::requests::Progress;
-use super::Node;
+use super::NodeOn;
 use crate::bus::blob::{valid_name, BlobError, BlobStore, GetResume, StoreConfig};
 use crate::bus::rpc::RpcError;
 use crate::bus::{codec, ApiError};
 use dsb_transports::mux::ServiceName;
 
-impl<D: Device> Node<D> {
+impl<N: Network> NodeOn<N> {
     /// Calls `service` on `peer` with `body` (one RPC request); the answer
     /// or a typed error arrives by `timeout`. Calls to one service of one
     /// peer share a channel and are pipelined. Needs a session with the

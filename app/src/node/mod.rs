@@ -1,10 +1,12 @@
 //! The node runtime: discovery → dialer → handshake → identity binding →
-//! multiplexed streams, on top of one [`NetStack`].
+//! multiplexed streams, on top of one [`Network`].
 //!
-//! Generic over smoltcp's `phy::Device` and fed the time from outside, so the
-//! image runs it over virtio-net and host tests run the very same code over
-//! the simulated wire. The node never prints: it reports [`NodeEvent`]s, and
-//! the image turns them into markers.
+//! Generic over the network beneath it and fed the time from outside, so the
+//! image runs it over smoltcp and virtio-net, host tests run the very same
+//! code over smoltcp and the simulated wire, and `dsb-host` runs it over the
+//! operating system's sockets. [`Node<D>`] is the smoltcp case ([`NetStack`]
+//! over the `phy::Device` `D`). The node never prints: it reports
+//! [`NodeEvent`]s, and the image turns them into markers.
 //!
 //! One concern per module:
 //! - [`discovery_io`]: the discovery socket (announces out, datagrams in);
@@ -41,18 +43,16 @@ use core::num::NonZeroU16;
 use dsb_discovery::{Discovery, DiscoveryConfig};
 use dsb_noise::{DeviceId, Identity};
 use dsb_transports::mux::MuxConfig;
-use dsb_transports::sockets::SmolSockets;
 use dsb_transports::tcp::{TcpConfig, TcpTransport};
 use dsb_transports::transport::{Cx, Transport, TransportKind};
 use dsb_transports::udpsec::{UdpSecConfig, UdpSecTransport};
 use rand_core::CryptoRngCore;
-use smoltcp::phy::Device;
 use smoltcp::time::{Duration, Instant};
 
 use crate::bus::blob::{BlobStore, StoreConfig};
 use crate::bus::Services;
 use crate::config::Transport as TransportMode;
-use crate::net::{NetStack, Phase};
+use crate::net::{NetStack, Network};
 use admission::Admission;
 use dialer::Dialer;
 use discovery_io::DiscoveryIo;
@@ -154,9 +154,9 @@ struct Bus {
     last_poll: Instant,
 }
 
-/// One node: its network stack and, once that is up, its bus.
-pub struct Node<D: Device> {
-    stack: NetStack<D>,
+/// One node: the network beneath it and, once that is up, its bus.
+pub struct NodeOn<N: Network> {
+    stack: N,
     identity: Rc<Identity>,
     cfg: NodeConfig,
     bus: Option<Bus>,
@@ -171,9 +171,12 @@ pub(crate) fn noise_id(id: &dsb_discovery::DeviceId) -> Option<DeviceId> {
     DeviceId::new(id.as_str()).ok()
 }
 
-impl<D: Device> Node<D> {
-    pub fn new(stack: NetStack<D>, identity: Identity, cfg: NodeConfig) -> Self {
-        Node {
+/// A node on smoltcp over the `phy::Device` `D` (the image, the simulated wire).
+pub type Node<D> = NodeOn<NetStack<D>>;
+
+impl<N: Network> NodeOn<N> {
+    pub fn new(stack: N, identity: Identity, cfg: NodeConfig) -> Self {
+        NodeOn {
             stack,
             identity: Rc::new(identity),
             cfg,
@@ -196,11 +199,11 @@ impl<D: Device> Node<D> {
         &self.identity
     }
 
-    pub fn stack(&self) -> &NetStack<D> {
+    pub fn stack(&self) -> &N {
         &self.stack
     }
 
-    pub fn stack_mut(&mut self) -> &mut NetStack<D> {
+    pub fn stack_mut(&mut self) -> &mut N {
         &mut self.stack
     }
 
@@ -248,16 +251,14 @@ impl<D: Device> Node<D> {
     /// Drives the stack and, once it is up, the bus. Returns whether anything moved.
     pub fn poll(&mut self, now: Instant, rng: &mut dyn CryptoRngCore) -> bool {
         let mut moved = self.stack.poll(now);
-        if self.bus.is_none() && self.stack.phase() == Phase::Up {
+        if self.bus.is_none() && self.stack.is_up() {
             self.start_bus(now, rng);
         }
         if self.bus.is_some() {
             self.poll_bus(now, rng);
             moved |= self.stack.poll(now);
             if let Some(bus) = self.bus.as_mut() {
-                let (iface, sockets) = self.stack.iface_and_sockets();
-                bus.io
-                    .confirm_sent(&SmolSockets::new(iface, sockets), &mut self.events);
+                bus.io.confirm_sent(&self.stack.sockets(), &mut self.events);
             }
         }
         moved
@@ -286,8 +287,7 @@ impl<D: Device> Node<D> {
         let Some(cidr) = self.stack.address() else {
             return;
         };
-        let (iface, sockets) = self.stack.iface_and_sockets();
-        let mut sockets = SmolSockets::new(iface, sockets);
+        let mut sockets = self.stack.sockets();
         let (io, multicast) = match DiscoveryIo::open(&mut sockets, cidr) {
             Ok(x) => x,
             Err(e) => {
@@ -416,8 +416,7 @@ impl<D: Device> Node<D> {
         let events = &mut self.events;
         let cfg = &self.cfg;
         let local = *self.identity.device_id();
-        let (iface, sockets) = self.stack.iface_and_sockets();
-        let mut sockets = SmolSockets::new(iface, sockets);
+        let mut sockets = self.stack.sockets();
 
         // 1. Discovery: receive, expire, send what the schedule says.
         let dialer = &mut bus.dialer;

@@ -7,9 +7,9 @@
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
+use crate::net::Network;
 use dsb_noise::DeviceId;
 use dsb_transports::transport::TransportKind;
-use smoltcp::phy::Device;
 use smoltcp::time::{Duration, Instant};
 
 use super::checks::{CheckEvent, Checks, Plan};
@@ -17,7 +17,7 @@ use super::services::{
     Client, ClientEvent, Served, SinkBudget, SinkCheck, BULK_SERVICE, PING_SERVICE, SINK_SERVICE,
 };
 use crate::bus::{Access, ApiError};
-use crate::node::{Node, NodeEvent, MAX_SESSIONS};
+use crate::node::{NodeEvent, NodeOn, MAX_SESSIONS};
 
 /// Most channels the self-test serves at once (more are reset).
 pub const MAX_SERVED: usize = 16;
@@ -156,7 +156,7 @@ impl SelftestApp {
     }
 
     /// Publishes the self-test's services, open to every authenticated peer.
-    pub fn publish<D: Device>(&self, node: &mut Node<D>) -> Result<(), ApiError> {
+    pub fn publish<N: Network>(&self, node: &mut NodeOn<N>) -> Result<(), ApiError> {
         for name in [PING_SERVICE, BULK_SERVICE, SINK_SERVICE] {
             node.publish(name, Access::AnyAuthenticated)?;
         }
@@ -189,7 +189,7 @@ impl SelftestApp {
     }
 
     /// Takes the node events that concern the self-test.
-    pub fn on_event<D: Device>(&mut self, node: &mut Node<D>, ev: &NodeEvent) {
+    pub fn on_event<N: Network>(&mut self, node: &mut NodeOn<N>, ev: &NodeEvent) {
         if let Some(c) = self.checks.as_mut() {
             let mut out = Vec::new();
             c.on_event(node, ev, &mut out);
@@ -248,7 +248,7 @@ impl SelftestApp {
 
     /// Starts clients whose peer's services are known, and drives every
     /// client and served channel as far as the channels allow.
-    pub fn poll<D: Device>(&mut self, now: Instant, node: &mut Node<D>) {
+    pub fn poll<N: Network>(&mut self, now: Instant, node: &mut NodeOn<N>) {
         self.start_clients(node);
         if let Some(c) = self.checks.as_mut() {
             c.poll(node, self.started ^ 0x5eed);
@@ -307,7 +307,7 @@ impl SelftestApp {
         });
     }
 
-    fn start_clients<D: Device>(&mut self, node: &mut Node<D>) {
+    fn start_clients<N: Network>(&mut self, node: &mut NodeOn<N>) {
         let cfg = self.cfg;
         let mut i = 0;
         while i < self.waiting.len() {

@@ -5,14 +5,14 @@
 
 use alloc::vec::Vec;
 
+use crate::net::Network;
 use dsb_noise::DeviceId;
-use smoltcp::phy::Device;
 use smoltcp::time::{Duration, Instant};
 
 use crate::bus::blob::{blob_hash, BlobError, BLOB_SERVICE};
 use crate::bus::sd::{SdRequest, SdResponse, SD_SERVICE};
 use crate::bus::{Access, ApiError};
-use crate::node::{CallId, Node, NodeEvent, TransferId, Transferred, MAX_SESSIONS};
+use crate::node::{CallId, NodeEvent, NodeOn, TransferId, Transferred, MAX_SESSIONS};
 
 /// Deadline of one directory call.
 const SD_TIMEOUT: Duration = Duration::from_secs(5);
@@ -83,7 +83,7 @@ impl Checks {
     }
 
     /// Publishes `sd` to everyone and, on the server, `blob` to its client.
-    pub fn publish<D: Device>(&self, node: &mut Node<D>) -> Result<(), ApiError> {
+    pub fn publish<N: Network>(&self, node: &mut NodeOn<N>) -> Result<(), ApiError> {
         node.publish(SD_SERVICE, Access::AnyAuthenticated)?;
         if let Role::Server { client } = self.plan.role {
             node.publish(BLOB_SERVICE, Access::only([&client])?)?;
@@ -92,9 +92,9 @@ impl Checks {
     }
 
     /// Follows the node's events; returns what they complete.
-    pub fn on_event<D: Device>(
+    pub fn on_event<N: Network>(
         &mut self,
-        node: &mut Node<D>,
+        node: &mut NodeOn<N>,
         ev: &NodeEvent,
         out: &mut Vec<CheckEvent>,
     ) {
@@ -134,9 +134,9 @@ impl Checks {
         }
     }
 
-    fn transfer_done<D: Device>(
+    fn transfer_done<N: Network>(
         &mut self,
-        node: &mut Node<D>,
+        node: &mut NodeOn<N>,
         id: TransferId,
         out: &mut Vec<CheckEvent>,
     ) {
@@ -187,7 +187,7 @@ impl Checks {
 
     /// Starts what can start: directory calls on sessions that exist, and
     /// the blob step once the server's session exists and it announces `blob`.
-    pub fn poll<D: Device>(&mut self, node: &mut Node<D>, seed: u32) {
+    pub fn poll<N: Network>(&mut self, node: &mut NodeOn<N>, seed: u32) {
         for peer in self.plan.peers.iter().flatten() {
             if node.session_stats(peer).is_none() {
                 continue;

@@ -18,14 +18,14 @@
 //!
 //! Every buffer is the mux's own (credit-bounded); the services hold none.
 
+use crate::net::Network;
 use dsb_noise::DeviceId;
 use dsb_transports::mux::ChannelError;
-use smoltcp::phy::Device;
 use smoltcp::time::{Duration, Instant};
 
 use crate::bus::channel::ChannelIo;
 use crate::bus::{ApiError, ChannelRef};
-use crate::node::Node;
+use crate::node::NodeOn;
 
 /// Service name of the echo the client pings (the node's built-in).
 pub const PING_SERVICE: &str = crate::bus::api::PING;
@@ -214,7 +214,7 @@ impl Client {
     }
 
     /// Advances as far as the channels allow; returns a report if a step completed.
-    pub fn poll<D: Device>(&mut self, now: Instant, node: &mut Node<D>) -> Option<ClientEvent> {
+    pub fn poll<N: Network>(&mut self, now: Instant, node: &mut NodeOn<N>) -> Option<ClientEvent> {
         let r = self.step_once(now, node);
         if let Some(ClientEvent::Failed(_)) = r {
             self.step = Step::Failed;
@@ -222,7 +222,7 @@ impl Client {
         r
     }
 
-    fn step_once<D: Device>(&mut self, now: Instant, node: &mut Node<D>) -> Option<ClientEvent> {
+    fn step_once<N: Network>(&mut self, now: Instant, node: &mut NodeOn<N>) -> Option<ClientEvent> {
         let peer = self.peer;
         match &mut self.step {
             Step::Start => {

@@ -9,8 +9,8 @@ mod probe;
 
 use alloc::vec::Vec;
 
+use crate::net::Network;
 use dsb_noise::DeviceId;
-use smoltcp::phy::Device;
 use smoltcp::time::{Duration, Instant};
 
 use probe::Probe;
@@ -19,7 +19,7 @@ pub use probe::{ProbeResult, PROBE_IDLE};
 use crate::bus::api::{BLOB, DIRECTORY, PING};
 use crate::bus::{Access, ApiError};
 use crate::config::{AllowEntry, Who};
-use crate::node::{Node, NodeEvent, MAX_SESSIONS};
+use crate::node::{NodeEvent, NodeOn, MAX_SESSIONS};
 
 /// Most peers probed at once.
 pub const MAX_PROBES: usize = MAX_SESSIONS;
@@ -46,8 +46,8 @@ pub const DEFAULT_ALLOW: &str = "ping:*,sd:*";
 /// Publishes `ping`, `sd` and `blob` (and any other name `allow` mentions)
 /// with the policies `allow` gives (`None`: [`DEFAULT_ALLOW`]); a published
 /// service no entry names is denied to everyone.
-pub fn publish<D: Device>(
-    node: &mut Node<D>,
+pub fn publish<N: Network>(
+    node: &mut NodeOn<N>,
     allow: Option<&[AllowEntry]>,
 ) -> Result<(), ApiError> {
     let defaults = [(PING, Who::Any), (DIRECTORY, Who::Any)];
@@ -148,7 +148,7 @@ impl ServeApp {
     }
 
     /// Starts probes of peers that announce `ping`; drives running probes.
-    pub fn poll<D: Device>(&mut self, now: Instant, node: &mut Node<D>) {
+    pub fn poll<N: Network>(&mut self, now: Instant, node: &mut NodeOn<N>) {
         let mut i = 0;
         while i < self.waiting.len() {
             let peer = self.waiting[i];

@@ -4,15 +4,15 @@
 //! hash. Nothing is buffered beyond one chunk: both directions are hashed
 //! as they stream, so any size costs the same memory.
 
+use crate::net::Network;
 use blake2::{Blake2s256, Digest};
 use dsb_noise::DeviceId;
 use dsb_transports::mux::ChannelError;
-use smoltcp::phy::Device;
 use smoltcp::time::{Duration, Instant};
 
 use crate::bus::api::PING;
 use crate::bus::{ApiError, ChannelRef};
-use crate::node::Node;
+use crate::node::NodeOn;
 
 /// The probe gives up after this long without progress.
 pub const PROBE_IDLE: Duration = Duration::from_secs(10);
@@ -89,10 +89,10 @@ impl Probe {
 
     /// Advances the probe; each result it reached (the round trip, then the
     /// echo) is pushed to `out`. True when the probe is over.
-    pub fn step<D: Device>(
+    pub fn step<N: Network>(
         &mut self,
         now: Instant,
-        node: &mut Node<D>,
+        node: &mut NodeOn<N>,
         out: &mut impl FnMut(ProbeResult),
     ) -> bool {
         if now >= self.last_progress + PROBE_IDLE {
@@ -126,10 +126,10 @@ impl Probe {
         }
     }
 
-    fn advance<D: Device>(
+    fn advance<N: Network>(
         &mut self,
         now: Instant,
-        node: &mut Node<D>,
+        node: &mut NodeOn<N>,
         ch: ChannelRef,
         out: &mut impl FnMut(ProbeResult),
     ) -> Result<bool, &'static str> {
@@ -226,8 +226,8 @@ impl Probe {
 }
 
 /// Bytes taken (0 when the channel has no room).
-fn write<D: Device>(
-    node: &mut Node<D>,
+fn write<N: Network>(
+    node: &mut NodeOn<N>,
     ch: ChannelRef,
     data: &[u8],
 ) -> Result<usize, &'static str> {
@@ -239,8 +239,8 @@ fn write<D: Device>(
 }
 
 /// `Some(n)` bytes read (`Some(0)`: the peer finished), `None`: nothing yet.
-fn read<D: Device>(
-    node: &mut Node<D>,
+fn read<N: Network>(
+    node: &mut NodeOn<N>,
     ch: ChannelRef,
     buf: &mut [u8],
 ) -> Result<Option<usize>, &'static str> {
