@@ -250,8 +250,7 @@ pub fn prefix_of(addr: Ipv4Addr) -> io::Result<Option<u8>> {
 /// the pool is initialised at boot).
 pub fn getrandom(buf: &mut [u8]) -> io::Result<()> {
     let mut done = 0;
-    while done < buf.len() {
-        let rest = &mut buf[done..];
+    while let Some(rest) = buf.get_mut(done..).filter(|r| !r.is_empty()) {
         // SAFETY: `rest` is a valid writable buffer of `rest.len()` bytes.
         let r = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
         if r < 0 {
