@@ -9,9 +9,9 @@ mod support;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use dsb_host::OsSockets;
+use dsb_host::{default_address, HostError, HostStack, OsSockets};
 use dsb_transports::sockets::{SocketId, Sockets, TcpState, UdpSpec};
-use smoltcp::wire::{IpAddress, IpEndpoint};
+use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Cidr};
 
 const A: Ipv4Addr = Ipv4Addr::new(10, 42, 0, 1);
 const B: Ipv4Addr = Ipv4Addr::new(10, 42, 0, 2);
@@ -172,5 +172,29 @@ fn udp_binds_exclusively_or_shared_and_delivers_datagrams() {
             a.udp_send(ua, b"x", ep(B, 6000)).unwrap_err().label(),
             "no-socket"
         );
+    });
+}
+
+#[test]
+fn the_address_is_the_given_one_or_the_default_routes() {
+    support::in_netns(|| {
+        // Only `lo`, no default route.
+        assert_eq!(default_address(), Err(HostError::NoDefaultRoute));
+        assert_eq!(HostStack::new(None).err(), Some(HostError::NoDefaultRoute));
+        assert_eq!(
+            HostStack::new(Some(Ipv4Addr::new(192, 0, 2, 7))).err(),
+            Some(HostError::AddressNotLocal(Ipv4Addr::new(192, 0, 2, 7)))
+        );
+        let given = HostStack::new(Some(B)).expect("on lo");
+        assert_eq!(given.cidr(), Ipv4Cidr::new(B, 24));
+        // `ip` run from this thread works in its namespace.
+        let st = std::process::Command::new("ip")
+            .args(["route", "add", "default", "dev", "lo", "src", "10.42.0.1"])
+            .status()
+            .expect("ip");
+        assert!(st.success());
+        assert_eq!(default_address(), Ok(A));
+        let stack = HostStack::new(None).expect("default route");
+        assert_eq!(stack.cidr(), Ipv4Cidr::new(A, 24));
     });
 }
