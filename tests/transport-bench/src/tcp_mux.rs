@@ -15,6 +15,7 @@ use std::rc::Rc;
 use crate::link::{Link, LinkConfig, Node, Sim};
 use dsb_noise::{DeviceId, Identity};
 use dsb_transports::mux::{Mux, Role};
+use dsb_transports::sockets::SmolSockets;
 use dsb_transports::tcp::{TcpConfig, TcpTransport};
 use dsb_transports::transport::{ConnId, Cx, PeerAddr, Transport, TransportEvent};
 use rand_chacha::rand_core::SeedableRng;
@@ -142,8 +143,7 @@ impl TcpMux {
     fn poll_transport(&mut self, now: Instant) {
         let mut cx = Cx {
             now,
-            iface: &mut self.iface,
-            sockets: &mut self.sockets,
+            sockets: &mut SmolSockets::new(&mut self.iface, &mut self.sockets),
             trust: &mut self.trust,
             rng: &mut self.rng,
         };
@@ -255,8 +255,7 @@ pub fn goodput(loss: f64, seed: u64) -> common::Run {
     {
         let mut cx = Cx {
             now,
-            iface: &mut b.iface,
-            sockets: &mut b.sockets,
+            sockets: &mut SmolSockets::new(&mut b.iface, &mut b.sockets),
             trust: &mut b.trust,
             rng: &mut b.rng,
         };
@@ -267,8 +266,7 @@ pub fn goodput(loss: f64, seed: u64) -> common::Run {
     {
         let mut cx = Cx {
             now,
-            iface: &mut a.iface,
-            sockets: &mut a.sockets,
+            sockets: &mut SmolSockets::new(&mut a.iface, &mut a.sockets),
             trust: &mut a.trust,
             rng: &mut a.rng,
         };
