@@ -1,7 +1,8 @@
 //! `dsb` as one more node on the bus: the image's node runtime
-//! (`dsb_app::node::Node`) over a userspace smoltcp stack on a switch port,
-//! with its own identity, driven by a loop that sleeps until the node's next
-//! deadline or the next frame.
+//! (`dsb_app::node::NodeOn`) with its own identity, over either a userspace
+//! smoltcp stack on a switch port of a segment, or the operating system's
+//! sockets on a real LAN (`dsb_host`), driven by a loop that sleeps until
+//! the node's next deadline or the next packet.
 
 use std::collections::VecDeque;
 use std::io::Read;
@@ -9,8 +10,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration as StdDuration;
 
-use dsb_app::net::{GatewayPing, NetStack, NetStackConfig};
-use dsb_app::node::{Direction, Node, NodeConfig, NodeEvent};
+use dsb_app::net::{GatewayPing, NetStack, NetStackConfig, Network};
+use dsb_app::node::{Direction, NodeConfig, NodeEvent, NodeOn};
+use dsb_host::HostStack;
 use dsb_noise::{DeviceId, Identity};
 use dsb_transports::transport::{TransportError, TransportKind};
 use rand_chacha::rand_core::SeedableRng;
@@ -77,7 +79,52 @@ pub fn load_identity(path: &Path) -> Result<Identity> {
 /// How `dsb` joins.
 pub struct HostOptions {
     pub identity: Option<std::path::PathBuf>,
+    /// Segment mode: our address on the segment.
     pub ip: Option<Ipv4Cidr>,
+    /// LAN mode: the local address to use (default: the default route's).
+    pub bind: Option<Ipv4Address>,
+    pub tcp_port: u16,
+    pub udpsec_port: u16,
+}
+
+/// What lies beneath our node, and how to wait for it.
+pub trait Link: Network {
+    /// Sleeps until a packet may be waiting or `timeout` passed.
+    fn wait(&self, timeout: StdDuration);
+}
+
+impl Link for NetStack<SwitchPort> {
+    fn wait(&self, timeout: StdDuration) {
+        self.device().wait(timeout);
+    }
+}
+
+impl Link for HostStack {
+    fn wait(&self, timeout: StdDuration) {
+        if HostStack::wait(self, timeout).is_err() {
+            std::thread::sleep(timeout.min(MAX_SLEEP));
+        }
+    }
+}
+
+/// Our identity: the file given, the segment's workstation identity, or
+/// keys made for this run.
+fn identity(path: Option<&Path>, rng: &mut ChaCha20Rng) -> Result<Identity> {
+    match path {
+        Some(p) => load_identity(p),
+        None => {
+            let id = format!("dsb-{:04x}", std::process::id() & 0xffff);
+            Identity::generate(&id, rng)
+                .map_err(|e| Failure::error(format!("cannot make keys: {e}")))
+        }
+    }
+}
+
+fn node_config(identity: &Identity, opts: &HostOptions) -> NodeConfig {
+    let mut cfg = NodeConfig::new(opts.tcp_port);
+    cfg.udpsec_port = Some(opts.udpsec_port);
+    cfg.boot_epoch = next_epoch(identity.device_id().as_str());
+    cfg
 }
 
 /// Parses `a.b.c.d/p` (or `a.b.c.d`, /24).
@@ -95,25 +142,43 @@ pub fn parse_ip(s: &str) -> Result<Ipv4Cidr> {
 }
 
 /// One node of ours and its loop.
-pub struct Host {
-    pub node: Node<SwitchPort>,
+pub struct Host<N: Link> {
+    pub node: NodeOn<N>,
     rng: ChaCha20Rng,
     start: std::time::Instant,
     events: VecDeque<NodeEvent>,
 }
 
-impl Host {
-    /// Attaches to `segment` with our identity.
-    pub fn attach(segment: &Segment, opts: &HostOptions) -> Result<Host> {
+impl Host<HostStack> {
+    /// Joins a real LAN through the operating system's sockets.
+    pub fn lan(opts: &HostOptions) -> Result<Host<HostStack>> {
         let mut rng = ChaCha20Rng::from_seed(os_seed()?);
-        let identity = match opts.identity.as_deref().or(segment.identity.as_deref()) {
-            Some(p) => load_identity(p)?,
-            None => {
-                let id = format!("dsb-{:04x}", std::process::id() & 0xffff);
-                Identity::generate(&id, &mut rng)
-                    .map_err(|e| Failure::error(format!("cannot make keys: {e}")))?
-            }
-        };
+        let identity = identity(opts.identity.as_deref(), &mut rng)?;
+        let bind = opts.bind.map(|a| std::net::Ipv4Addr::from(a.octets()));
+        let stack = HostStack::new(bind).map_err(|e| {
+            Failure::error(format!(
+                "cannot use the LAN ({}); pass --bind <an address of this host>",
+                e.label()
+            ))
+        })?;
+        let cfg = node_config(&identity, opts);
+        Ok(Host {
+            node: NodeOn::new(stack, identity, cfg),
+            rng,
+            start: std::time::Instant::now(),
+            events: VecDeque::new(),
+        })
+    }
+}
+
+impl Host<NetStack<SwitchPort>> {
+    /// Attaches to `segment` with our identity.
+    pub fn segment(segment: &Segment, opts: &HostOptions) -> Result<Host<NetStack<SwitchPort>>> {
+        let mut rng = ChaCha20Rng::from_seed(os_seed()?);
+        let identity = identity(
+            opts.identity.as_deref().or(segment.identity.as_deref()),
+            &mut rng,
+        )?;
         let port = SwitchPort::attach_any(&segment.ports).map_err(Failure::unreachable)?;
         let pid = std::process::id();
         let mac = EthernetAddress([0x02, 0x64, 0x73, 0x62, (pid >> 8) as u8, pid as u8]);
@@ -131,17 +196,17 @@ impl Host {
         let start = std::time::Instant::now();
         let stack = NetStack::new(port, stack_cfg, Instant::ZERO)
             .map_err(|e| Failure::error(format!("network stack: {}", e.label())))?;
-        let mut cfg = NodeConfig::new(37021);
-        cfg.udpsec_port = Some(37031);
-        cfg.boot_epoch = next_epoch(identity.device_id().as_str());
+        let cfg = node_config(&identity, opts);
         Ok(Host {
-            node: Node::new(stack, identity, cfg),
+            node: NodeOn::new(stack, identity, cfg),
             rng,
             start,
             events: VecDeque::new(),
         })
     }
+}
 
+impl<N: Link> Host<N> {
     pub fn now(&self) -> Instant {
         Instant::from_micros(self.start.elapsed().as_micros() as i64)
     }
@@ -167,7 +232,7 @@ impl Host {
                 StdDuration::from_micros((t - now.min(t)).total_micros())
             })
             .min(MAX_SLEEP);
-        self.node.stack().device().wait(sleep);
+        self.node.stack().wait(sleep);
     }
 
     pub fn next_event(&mut self) -> Option<NodeEvent> {
@@ -180,7 +245,7 @@ impl Host {
         &mut self,
         limit: StdDuration,
         what: impl Fn() -> String,
-        mut f: impl FnMut(&mut Node<SwitchPort>, Option<&NodeEvent>) -> Option<Result<T>>,
+        mut f: impl FnMut(&mut NodeOn<N>, Option<&NodeEvent>) -> Option<Result<T>>,
     ) -> Result<T> {
         let end = std::time::Instant::now() + limit;
         loop {

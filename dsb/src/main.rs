@@ -1,8 +1,9 @@
 //! `dsb`: a host node and command-line tool that joins a DSoftBus-lite bus
 //! from a workstation. It runs the image's own node runtime (discovery,
 //! Noise XK sessions with identity binding, the multiplexer, the bus API)
-//! as one more node with its own identity, over a userspace smoltcp stack
-//! attached to the segment switch of `make run VMS=N`.
+//! as one more node with its own identity, either over a userspace smoltcp
+//! stack attached to the segment switch of `make run VMS=N`, or (`--lan`)
+//! over the operating system's UDP and TCP sockets on a real LAN.
 
 mod cmd;
 mod device;
@@ -38,6 +39,19 @@ struct Cli {
     /// Our address on the segment (`a.b.c.d/prefix`). Default: 10.0.2.(200 + pid % 50)/24.
     #[arg(long, global = true, value_name = "CIDR")]
     ip: Option<String>,
+    /// Join the real LAN through the operating system's sockets instead of
+    /// a segment (discovery on multicast 239.42.0.1:37020).
+    #[arg(long, global = true)]
+    lan: bool,
+    /// With --lan: the local address to use (default: the default route's).
+    #[arg(long, global = true, value_name = "IP")]
+    bind: Option<std::net::Ipv4Addr>,
+    /// Our TCP session port.
+    #[arg(long, global = true, default_value_t = 37021, value_name = "PORT")]
+    tcp_port: u16,
+    /// Our udp-sec port.
+    #[arg(long, global = true, default_value_t = 37031, value_name = "PORT")]
+    udpsec_port: u16,
     /// Seconds to wait for a peer, a session, an answer or transfer progress.
     #[arg(long, global = true, default_value_t = 5.0, value_name = "SECS")]
     timeout: f64,
@@ -147,65 +161,68 @@ fn seconds(s: f64, what: &str) -> Result<Duration> {
     }
 }
 
-fn attach(cli: &Cli) -> Result<Host> {
-    // Arguments first: a usage error is a usage error whatever is running.
-    let ip = cli.ip.as_deref().map(host::parse_ip).transpose()?;
-    let peer = match &cli.cmd {
-        Cmd::Ping { peer, .. } | Cmd::Call { peer, .. } | Cmd::Put { peer, .. } | Cmd::Get { peer, .. } => {
-            Some(peer)
-        }
-        _ => None,
-    };
-    if let Some(p) = peer {
-        host::device_id(p)?;
-    }
-    let seg = segment::resolve(&cli.segment)?;
-    Host::attach(
-        &seg,
-        &HostOptions {
-            identity: cli.identity.clone(),
-            ip,
-        },
-    )
-}
-
+/// Checks the arguments, then attaches and runs the command.
 fn run(cli: Cli) -> Result<()> {
     host::catch_signals();
     let timeout = seconds(cli.timeout, "--timeout")?;
+    if let Cmd::Keygen { output, id, force } = &cli.cmd {
+        return cmd::keygen::run(output, id, *force);
+    }
+    // Arguments first: a usage error is a usage error whatever is running.
+    let ip = cli.ip.as_deref().map(host::parse_ip).transpose()?;
+    if let Cmd::Ping { peer, .. }
+    | Cmd::Call { peer, .. }
+    | Cmd::Put { peer, .. }
+    | Cmd::Get { peer, .. } = &cli.cmd
+    {
+        host::device_id(peer)?;
+    }
+    if let Cmd::Peers { wait, .. } = &cli.cmd {
+        seconds(*wait, "--wait")?;
+    }
+    let opts = HostOptions {
+        identity: cli.identity.clone(),
+        ip,
+        bind: cli
+            .bind
+            .map(|a| smoltcp::wire::Ipv4Address::from(a.octets())),
+        tcp_port: cli.tcp_port,
+        udpsec_port: cli.udpsec_port,
+    };
+    if cli.lan {
+        command(&cli, Host::lan(&opts)?, timeout)
+    } else {
+        let seg = segment::resolve(&cli.segment)?;
+        command(&cli, Host::segment(&seg, &opts)?, timeout)
+    }
+}
+
+fn command<N: host::Link>(cli: &Cli, mut h: Host<N>, timeout: Duration) -> Result<()> {
     let json = cli.json;
     match &cli.cmd {
-        Cmd::Keygen { output, id, force } => cmd::keygen::run(output, id, *force),
+        Cmd::Keygen { .. } => Ok(()),
         Cmd::Peers { watch, wait } => {
-            let wait = seconds(*wait, "--wait")?;
-            let mut h = attach(&cli)?;
-            cmd::peers::run(&mut h, wait, *watch, json)
+            cmd::peers::run(&mut h, seconds(*wait, "--wait")?, *watch, json)
         }
         Cmd::Ping {
             peer,
             count,
             interval,
-        } => {
-            let mut h = attach(&cli)?;
-            cmd::ping::run(
-                &mut h,
-                peer,
-                *count,
-                Duration::from_millis(*interval),
-                timeout,
-                json,
-            )
-        }
+        } => cmd::ping::run(
+            &mut h,
+            peer,
+            *count,
+            Duration::from_millis(*interval),
+            timeout,
+            json,
+        ),
         Cmd::Call {
             peer,
             service,
             request,
             hex,
-        } => {
-            let mut h = attach(&cli)?;
-            cmd::call::run(&mut h, peer, service, request.as_deref(), *hex, timeout)
-        }
+        } => cmd::call::run(&mut h, peer, service, request.as_deref(), *hex, timeout),
         Cmd::Put { peer, file, name } => {
-            let mut h = attach(&cli)?;
             cmd::blob::put(&mut h, peer, file, name.as_deref(), timeout, json)
         }
         Cmd::Get {
@@ -214,23 +231,17 @@ fn run(cli: Cli) -> Result<()> {
             output,
             max,
             force,
-        } => {
-            let mut h = attach(&cli)?;
-            cmd::blob::get(
-                &mut h,
-                peer,
-                name,
-                output.as_deref(),
-                *max,
-                *force,
-                timeout,
-                json,
-            )
-        }
-        Cmd::Serve { publish, allow } => {
-            let mut h = attach(&cli)?;
-            cmd::serve::run(&mut h, publish, allow, json)
-        }
+        } => cmd::blob::get(
+            &mut h,
+            peer,
+            name,
+            output.as_deref(),
+            *max,
+            *force,
+            timeout,
+            json,
+        ),
+        Cmd::Serve { publish, allow } => cmd::serve::run(&mut h, publish, allow, json),
     }
 }
 

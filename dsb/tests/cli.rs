@@ -60,11 +60,17 @@ fn help_and_version_exit_0_and_name_the_exit_codes() {
     let o = dsb(&["--help"]);
     assert_eq!(o.status.code(), Some(0));
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.contains("3 denied") && out.contains("4 unreachable"), "{out}");
+    assert!(
+        out.contains("3 denied") && out.contains("4 unreachable"),
+        "{out}"
+    );
     for cmd in ["peers", "ping", "call", "put", "get", "serve", "keygen"] {
         let o = dsb(&[cmd, "--help"]);
         assert_eq!(o.status.code(), Some(0), "{cmd}");
-        assert!(String::from_utf8_lossy(&o.stdout).contains("Example"), "{cmd}: no example");
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("Example"),
+            "{cmd}: no example"
+        );
     }
 }
 
@@ -90,7 +96,10 @@ fn bad_or_unreadable_key_files_are_one_line_errors() {
     let _sock = std::os::unix::net::UnixDatagram::bind(d.join("port")).unwrap();
     for (file, want) in [
         (bad.display().to_string(), "not a usable identity file"),
-        (d.join("missing").display().to_string(), "cannot read identity file"),
+        (
+            d.join("missing").display().to_string(),
+            "cannot read identity file",
+        ),
     ] {
         let o = Command::new(env!("CARGO_BIN_EXE_dsb"))
             .args(["--identity", &file, "peers"])
@@ -118,7 +127,10 @@ fn keygen_writes_0600_never_prints_the_secret_and_refuses_to_overwrite() {
     assert_eq!(mode & 0o777, 0o600);
     let text = std::fs::read_to_string(&f).unwrap();
     let out = String::from_utf8_lossy(&o.stdout);
-    for line in text.lines().filter(|l| l.starts_with("device-key-seed=") || l.starts_with("noise-static-secret=")) {
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("device-key-seed=") || l.starts_with("noise-static-secret="))
+    {
         let secret = line.split('=').nth(1).unwrap();
         assert!(!out.contains(secret), "secret printed");
     }

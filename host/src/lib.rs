@@ -30,6 +30,7 @@
 //! ```
 
 pub mod error;
+pub mod netns;
 pub mod rng;
 pub mod sockets;
 pub mod stack;

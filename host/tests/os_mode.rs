@@ -14,8 +14,6 @@
 //!   `ip netns exec`, one node per process (`child_node`, ignored unless
 //!   started that way).
 
-mod support;
-
 use std::net::Ipv4Addr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant as StdInstant};
@@ -24,11 +22,11 @@ use dsb_app::bus::blob::{blob_hash, BlobError};
 use dsb_app::bus::Access;
 use dsb_app::config::Transport as TransportMode;
 use dsb_app::node::{NodeConfig, NodeEvent, TransferId, Transferred};
+use dsb_host::netns::Netns;
 use dsb_host::{HostNode, HostStack, OsRandom};
 use dsb_noise::{DeviceId, Identity};
 use dsb_transports::transport::TransportKind;
 use smoltcp::time::Instant;
-use support::Netns;
 
 const ADDR_A: Ipv4Addr = Ipv4Addr::new(10, 42, 0, 1);
 const ADDR_B: Ipv4Addr = Ipv4Addr::new(10, 42, 0, 2);
@@ -148,7 +146,7 @@ fn session_up(seen: &[NodeEvent], peer: &DeviceId, kind: TransportKind) -> bool 
 /// node-a serves `blob` to node-b only; node-b uploads and downloads `len`
 /// bytes over `kind`.
 fn blob_both_ways(mode: TransportMode, kind: TransportKind, port_base: u16, len: usize) {
-    let (session, all) = support::in_netns(|| {
+    let (session, all) = dsb_host::netns::in_netns(|| {
         let (ida, idb) = (id("node-a"), id("node-b"));
         let mut a = node("node-a", ADDR_A, config(mode, port_base, port_base + 10));
         let mut b = node("node-b", ADDR_B, config(mode, port_base, port_base + 10));

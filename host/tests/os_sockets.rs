@@ -4,8 +4,6 @@
 //! reset, bounded buffers, UDP between two bound sockets. Inside a network
 //! namespace like every OS-mode test.
 
-mod support;
-
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
@@ -45,7 +43,7 @@ fn state(s: &OsSockets, id: SocketId) -> TcpState {
 
 #[test]
 fn tcp_follows_the_listen_slot_model() {
-    support::in_netns(|| {
+    dsb_host::netns::in_netns(|| {
         let mut a = OsSockets::new(A);
         let mut b = OsSockets::new(B);
         let buf = 4096;
@@ -134,7 +132,7 @@ fn tcp_follows_the_listen_slot_model() {
 
 #[test]
 fn udp_binds_exclusively_or_shared_and_delivers_datagrams() {
-    support::in_netns(|| {
+    dsb_host::netns::in_netns(|| {
         let mut a = OsSockets::new(A);
         let mut b = OsSockets::new(B);
         let spec = |port, shared| UdpSpec {
@@ -177,7 +175,7 @@ fn udp_binds_exclusively_or_shared_and_delivers_datagrams() {
 
 #[test]
 fn the_address_is_the_given_one_or_the_default_routes() {
-    support::in_netns(|| {
+    dsb_host::netns::in_netns(|| {
         // Only `lo`, no default route.
         assert_eq!(default_address(), Err(HostError::NoDefaultRoute));
         assert_eq!(HostStack::new(None).err(), Some(HostError::NoDefaultRoute));

@@ -49,7 +49,7 @@ struct Node {
 /// What runs on a node: the self-test (`mode=selftest`) or the serving
 /// node's application (`mode=serve`).
 enum App {
-    Selftest(SelftestApp),
+    Selftest(alloc::boxed::Box<SelftestApp>),
     Serve(ServeApp),
 }
 

@@ -261,7 +261,7 @@ pub(super) fn run_setup(
                     log::error!("selftest: cannot publish its services ({})", e.label());
                     fail(prefix, Failure::BusStart);
                 }
-                App::Selftest(app)
+                App::Selftest(alloc::boxed::Box::new(app))
             }
             Mode::Serve => {
                 if let Err(e) = dsb_app::serve::publish(&mut node, config.allow.as_deref()) {

@@ -13,7 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use crate::error::{Failure, Result};
-use crate::host::{device_id, Host};
+use crate::host::{device_id, Host, Link};
 
 /// Largest file `put` reads (and `get` accepts by default): bounded memory.
 pub const MAX_BLOB: u64 = 64 << 20;
@@ -65,8 +65,8 @@ fn blob_failure(peer: &str, name: &str, e: &BlobError) -> Failure {
 }
 
 /// Drives transfer `t` to its end, with a progress bar on a terminal.
-fn finish(
-    host: &mut Host,
+fn finish<N: Link>(
+    host: &mut Host<N>,
     t: TransferId,
     total: Option<u64>,
     label: String,
@@ -113,8 +113,8 @@ fn finish(
     r
 }
 
-pub fn put(
-    host: &mut Host,
+pub fn put<N: Link>(
+    host: &mut Host<N>,
     peer: &str,
     file: &Path,
     name: Option<&str>,
@@ -202,8 +202,8 @@ fn report(
 }
 
 #[allow(clippy::too_many_arguments)]
-pub fn get(
-    host: &mut Host,
+pub fn get<N: Link>(
+    host: &mut Host<N>,
     peer: &str,
     name: &str,
     output: Option<&Path>,

@@ -11,7 +11,7 @@ use dsb_app::node::NodeEvent;
 use serde_json::Value;
 
 use crate::error::{Failure, Result};
-use crate::host::{device_id, Host};
+use crate::host::{device_id, Host, Link};
 
 /// Most request bytes accepted from the command line.
 const MAX_REQUEST: usize = 16 * 1024;
@@ -81,8 +81,8 @@ pub fn call_failure(peer: &str, service: &str, e: &RpcError) -> Failure {
     }
 }
 
-pub fn run(
-    host: &mut Host,
+pub fn run<N: Link>(
+    host: &mut Host<N>,
     peer: &str,
     service: &str,
     request: Option<&str>,

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::error::Result;
-use crate::host::{Host, STOP};
+use crate::host::{Host, Link, STOP};
 use std::sync::atomic::Ordering;
 
 /// One row of the table (and of `--json`).
@@ -24,7 +24,7 @@ pub struct Row {
     pub pinned: bool,
 }
 
-fn rows(host: &Host) -> Vec<Row> {
+fn rows<N: Link>(host: &Host<N>) -> Vec<Row> {
     let now = host.now();
     let mut v: Vec<Row> = host
         .node
@@ -77,7 +77,7 @@ fn print_table(rows: &[Row]) {
 
 /// Listens for `wait`, then prints the peers; with `watch`, reprints every
 /// second until Ctrl-C.
-pub fn run(host: &mut Host, wait: Duration, watch: bool, json: bool) -> Result<()> {
+pub fn run<N: Link>(host: &mut Host<N>, wait: Duration, watch: bool, json: bool) -> Result<()> {
     let end = std::time::Instant::now() + wait;
     while std::time::Instant::now() < end && !STOP.load(Ordering::Relaxed) {
         host.step();

@@ -9,7 +9,7 @@ use dsb_transports::mux::{ChannelError, RefuseReason};
 use serde::Serialize;
 
 use crate::error::{Failure, Result};
-use crate::host::{device_id, Host};
+use crate::host::{device_id, Host, Link};
 
 #[derive(Serialize)]
 struct Report {
@@ -36,8 +36,8 @@ pub fn refusal(peer: &str, service: &str, reason: RefuseReason) -> Failure {
     }
 }
 
-pub fn run(
-    host: &mut Host,
+pub fn run<N: Link>(
+    host: &mut Host<N>,
     peer: &str,
     count: u32,
     interval: Duration,

@@ -16,7 +16,7 @@ use dsb_app::serve::{ServeApp, ServeEvent};
 use dsb_transports::mux::ServiceName;
 
 use crate::error::{Failure, Result};
-use crate::host::{device_id, Host, STOP};
+use crate::host::{device_id, Host, Link, STOP};
 
 /// Most application channels served at once.
 const MAX_ECHOES: usize = 16;
@@ -44,7 +44,12 @@ fn line(json: bool, kind: &str, text: &str) {
     }
 }
 
-pub fn run(host: &mut Host, publish: &[String], allow: &[String], json: bool) -> Result<()> {
+pub fn run<N: Link>(
+    host: &mut Host<N>,
+    publish: &[String],
+    allow: &[String],
+    json: bool,
+) -> Result<()> {
     let mut entries: Vec<AllowEntry> = allow
         .iter()
         .map(|a| parse_allow(a))
@@ -150,7 +155,7 @@ fn access_text(a: &dsb_app::bus::Access) -> String {
 }
 
 /// Answers every request on `ch` with its body; false once it is over.
-fn rpc_echo(host: &mut Host, ch: ChannelRef, server: &mut RpcServer) -> bool {
+fn rpc_echo<N: Link>(host: &mut Host<N>, ch: ChannelRef, server: &mut RpcServer) -> bool {
     let Ok(mut io) = host.node.channel(ch) else {
         return false;
     };

@@ -117,22 +117,31 @@ fn main() -> ExitCode {
         std::thread::sleep(Duration::from_millis(100));
     }
     let mut c = Checks { failed: 0 };
-    c.check("two serving VMs reach their mesh", ready.load(Ordering::Relaxed), || {
-        log.lock().map(|v| v.join("\n")).unwrap_or_default()
-    });
+    c.check(
+        "two serving VMs reach their mesh",
+        ready.load(Ordering::Relaxed),
+        || log.lock().map(|v| v.join("\n")).unwrap_or_default(),
+    );
     if ready.load(Ordering::Relaxed) {
         scenario(&mut c, &dsb, &segment, &out_dir);
     }
     STOP.store(true, Ordering::Relaxed);
     let outcome = harness.join();
     let vms_ok = matches!(&outcome, Ok(Ok(o)) if o.passed());
-    c.check("the VMs served throughout and stopped cleanly", vms_ok, || {
-        match &outcome {
-            Ok(Ok(o)) => o.vms.iter().map(|v| v.summary()).collect::<Vec<_>>().join("; "),
+    c.check(
+        "the VMs served throughout and stopped cleanly",
+        vms_ok,
+        || match &outcome {
+            Ok(Ok(o)) => o
+                .vms
+                .iter()
+                .map(|v| v.summary())
+                .collect::<Vec<_>>()
+                .join("; "),
             Ok(Err(e)) => e.clone(),
             Err(_) => "harness thread panicked".into(),
-        }
-    });
+        },
+    );
     if c.failed == 0 {
         println!("dsb-scenario: all ok");
         ExitCode::SUCCESS
@@ -156,7 +165,9 @@ fn scenario(c: &mut Checks, dsb: &Path, segment: &Path, out_dir: &Path) {
         .unwrap_or_default();
     c.check(
         "dsb peers --json lists node-1 and node-2",
-        o.status.success() && ids.iter().any(|i| i == "node-1") && ids.iter().any(|i| i == "node-2"),
+        o.status.success()
+            && ids.iter().any(|i| i == "node-1")
+            && ids.iter().any(|i| i == "node-2"),
         || describe(&o),
     );
     for node in ["node-1", "node-2"] {
@@ -164,23 +175,29 @@ fn scenario(c: &mut Checks, dsb: &Path, segment: &Path, out_dir: &Path) {
         let replies = serde_json::from_slice::<serde_json::Value>(&o.stdout)
             .ok()
             .and_then(|v| v.get("rtts_ms")?.as_array().map(Vec::len));
-        c.check(&format!("dsb ping {node}: 3 replies"), o.status.success() && replies == Some(3), || {
-            describe(&o)
-        });
+        c.check(
+            &format!("dsb ping {node}: 3 replies"),
+            o.status.success() && replies == Some(3),
+            || describe(&o),
+        );
         let o = run_dsb(dsb, segment, &["call", node, "sd", "--json"]);
         let listed = serde_json::from_slice::<serde_json::Value>(&o.stdout)
             .ok()
             .and_then(|v| v.get("services")?.as_array().map(Vec::len));
-        c.check(&format!("dsb call {node} sd"), o.status.success() && listed.unwrap_or(0) >= 3, || {
-            describe(&o)
-        });
+        c.check(
+            &format!("dsb call {node} sd"),
+            o.status.success() && listed.unwrap_or(0) >= 3,
+            || describe(&o),
+        );
     }
     // 4 MiB through node-1, whose policy lets the workstation use blob.
     let file = out_dir.join("payload.bin");
     let mut data = vec![0u8; 4 << 20];
     rand_chacha::ChaCha20Rng::seed_from_u64(4).fill_bytes(&mut data);
     if std::fs::write(&file, &data).is_err() {
-        c.check("write the 4 MiB payload", false, || file.display().to_string());
+        c.check("write the 4 MiB payload", false, || {
+            file.display().to_string()
+        });
         return;
     }
     let file_s = file.display().to_string();
@@ -188,11 +205,19 @@ fn scenario(c: &mut Checks, dsb: &Path, segment: &Path, out_dir: &Path) {
     let put_hash = serde_json::from_slice::<serde_json::Value>(&o.stdout)
         .ok()
         .and_then(|v| v.get("blake2s")?.as_str().map(String::from));
-    c.check("dsb put node-1 (4 MiB)", o.status.success() && put_hash.is_some(), || describe(&o));
+    c.check(
+        "dsb put node-1 (4 MiB)",
+        o.status.success() && put_hash.is_some(),
+        || describe(&o),
+    );
     let back = out_dir.join("payload.back");
     let _ = std::fs::remove_file(&back);
     let back_s = back.display().to_string();
-    let o = run_dsb(dsb, segment, &["get", "node-1", "payload.bin", "-o", &back_s, "--json"]);
+    let o = run_dsb(
+        dsb,
+        segment,
+        &["get", "node-1", "payload.bin", "-o", &back_s, "--json"],
+    );
     let get_hash = serde_json::from_slice::<serde_json::Value>(&o.stdout)
         .ok()
         .and_then(|v| v.get("blake2s")?.as_str().map(String::from));
@@ -203,14 +228,24 @@ fn scenario(c: &mut Checks, dsb: &Path, segment: &Path, out_dir: &Path) {
         || describe(&o),
     );
     let o = run_dsb(dsb, segment, &["put", "node-2", &file_s]);
-    c.check("dsb put node-2 is denied: exit 3", o.status.code() == Some(3), || describe(&o));
+    c.check(
+        "dsb put node-2 is denied: exit 3",
+        o.status.code() == Some(3),
+        || describe(&o),
+    );
     let big = out_dir.join("too-big.bin");
     let _ = std::fs::write(&big, vec![7u8; 9 << 20]);
     let o = run_dsb(dsb, segment, &["put", "node-1", &big.display().to_string()]);
     let said = String::from_utf8_lossy(&o.stderr).contains("too-large");
-    c.check("a file over node-1's blob cap: exit 1, too-large", o.status.code() == Some(1) && said, || {
-        describe(&o)
-    });
+    c.check(
+        "a file over node-1's blob cap: exit 1, too-large",
+        o.status.code() == Some(1) && said,
+        || describe(&o),
+    );
     let o = run_dsb(dsb, segment, &["ping", "node-9", "--timeout", "2"]);
-    c.check("an unknown peer: exit 4", o.status.code() == Some(4), || describe(&o));
+    c.check(
+        "an unknown peer: exit 4",
+        o.status.code() == Some(4),
+        || describe(&o),
+    );
 }

@@ -1,4 +1,8 @@
-//! The network namespace every OS-mode test runs in.
+//! A throw-away network namespace for tests of OS mode (this crate's and
+//! `dsb`'s): only `lo`, with multicast on, a route for 224.0.0.0/4 and the
+//! addresses 10.42.0.1 and 10.42.0.2, so that two nodes can each bind their
+//! own and no datagram can leave this machine. Needs root (CAP_SYS_ADMIN)
+//! and iproute2; removed on drop, whatever happened.
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
