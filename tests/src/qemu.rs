@@ -381,6 +381,12 @@ fn spawn(cfg: &QemuConfig, firmware: Firmware) -> Result<(Child, Instant), Strin
             Ok(())
         });
     }
+    if cfg.cancel.is_some() {
+        // The caller stops this QEMU (`cancel`): keep it out of the
+        // terminal's process group, so a Ctrl-C reaches only the caller,
+        // which then stops every VM in order and reports how they ended.
+        cmd.process_group(0);
+    }
     let child = cmd
         .spawn()
         .map_err(|e| format!("cannot start qemu-system-x86_64: {e} (install qemu-system-x86)"))?;

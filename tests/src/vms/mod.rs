@@ -416,6 +416,8 @@ fn start_dhcp_bridge(conf_dir: &Path, bridge: &Path, switch: &Path) -> Result<He
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
+    // Like the VMs: the harness, not the terminal's Ctrl-C, stops it.
+    cmd.process_group(0);
     // SAFETY: see qemu::spawn; the bridge dies with the harness.
     unsafe {
         cmd.pre_exec(|| {
@@ -719,8 +721,10 @@ pub fn run(
         // over), or something failed.
         let all_ready = ready.iter().all(Option::is_some);
         let idle_done = cfg.idle_cpu.is_none() || idle_cpu.iter().any(Option::is_some);
-        let failed =
-            bad.iter().any(|b| !b.is_empty()) || results.iter().any(Option::is_some) && !stopping;
+        // A VM that ends before the harness stops it has failed; one that
+        // ends after a Ctrl-C has been stopped.
+        let failed = bad.iter().any(|b| !b.is_empty())
+            || results.iter().any(Option::is_some) && !stopping && !cancelled;
         if stay && all_ready && !announced_stay {
             announced_stay = true;
             print(&format!(
@@ -728,6 +732,9 @@ pub fn run(
                  From another terminal: dsb peers, dsb ping node-1, dsb put node-1 <file>",
                 ready.iter().flatten().max().unwrap_or(&Duration::ZERO).as_secs_f64() * 1e3
             ));
+        }
+        if cancelled {
+            stopping = true;
         }
         if !stopping && ((all_ready && idle_done && !stay) || failed) {
             stopping = true;
