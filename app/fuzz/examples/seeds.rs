@@ -18,7 +18,9 @@ use dsb_app::bus::rpc::{RemoteError, RpcRequest, RpcResponse, RpcResult, RPC_MSG
 use serde::Serialize;
 
 fn seeds_dir(target: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds").join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("seeds")
+        .join(target);
     fs::create_dir_all(&dir).expect("mkdir");
     dir
 }
@@ -93,7 +95,10 @@ fn rpc_peer() {
     let dir = seeds_dir("rpc_peer");
     // What a client sends: the server answers each.
     let requests: Vec<RpcRequest> = (0..3)
-        .map(|i| RpcRequest { id: i, body: vec![i as u8; 10 * i as usize] })
+        .map(|i| RpcRequest {
+            id: i,
+            body: vec![i as u8; 10 * i as usize],
+        })
         .collect();
     // What a server answers the harness's four calls (ids 0..=3), in and out of order.
     let answers = |order: &[u32]| -> Vec<RpcResponse> {
@@ -111,10 +116,22 @@ fn rpc_peer() {
     };
     let seeds: [(&str, Vec<u8>); 5] = [
         ("requests_fin", chunked(&framed(RPC_MSG_CAP, &requests), 1)),
-        ("requests_reset", chunked(&framed(RPC_MSG_CAP, &requests), 2)),
-        ("answers_in_order", chunked(&framed(RPC_MSG_CAP, &answers(&[0, 1, 2, 3])), 0)),
-        ("answers_out_of_order", chunked(&framed(RPC_MSG_CAP, &answers(&[3, 1, 0, 2])), 1)),
-        ("answer_twice", chunked(&framed(RPC_MSG_CAP, &answers(&[1, 1])), 0)),
+        (
+            "requests_reset",
+            chunked(&framed(RPC_MSG_CAP, &requests), 2),
+        ),
+        (
+            "answers_in_order",
+            chunked(&framed(RPC_MSG_CAP, &answers(&[0, 1, 2, 3])), 0),
+        ),
+        (
+            "answers_out_of_order",
+            chunked(&framed(RPC_MSG_CAP, &answers(&[3, 1, 0, 2])), 1),
+        ),
+        (
+            "answer_twice",
+            chunked(&framed(RPC_MSG_CAP, &answers(&[1, 1])), 0),
+        ),
     ];
     for (name, bytes) in seeds {
         fs::write(dir.join(name), bytes).expect("write");
@@ -132,16 +149,55 @@ fn blob_server() {
     };
     let mut upload = framed(BLOB_MSG_CAP, &[put]);
     upload.extend_from_slice(&body);
-    let get = framed(BLOB_MSG_CAP, &[BlobRequest::Get { name: "have".into(), offset: 10 }]);
-    let stat = framed(BLOB_MSG_CAP, &[BlobRequest::Stat { name: "have".into() }]);
+    let get = framed(
+        BLOB_MSG_CAP,
+        &[BlobRequest::Get {
+            name: "have".into(),
+            offset: 10,
+        }],
+    );
+    let stat = framed(
+        BLOB_MSG_CAP,
+        &[BlobRequest::Stat {
+            name: "have".into(),
+        }],
+    );
     let join = |parts: &[&[u8]]| -> Vec<u8> { parts.concat() };
     // Each of the harness's rounds (one channel) starts with a byte whose
     // low bit asks for the harness's own Put header, then chunks up to FIN.
     let seeds: [(&str, Vec<u8>); 4] = [
-        ("put_get_stat", join(&[&[0], &chunked(&upload, 1), &[0], &chunked(&get, 1), &[0], &chunked(&stat, 1)])),
-        ("put_interrupted", join(&[&[0], &chunked(&upload[..120], 2)])),
+        (
+            "put_get_stat",
+            join(&[
+                &[0],
+                &chunked(&upload, 1),
+                &[0],
+                &chunked(&get, 1),
+                &[0],
+                &chunked(&stat, 1),
+            ]),
+        ),
+        (
+            "put_interrupted",
+            join(&[&[0], &chunked(&upload[..120], 2)]),
+        ),
         ("harness_put_data", join(&[&[3], &chunked(&[3u8; 60], 1)])),
-        ("get_missing", join(&[&[0], &chunked(&framed(BLOB_MSG_CAP, &[BlobRequest::Get { name: "nope".into(), offset: 0 }]), 1)])),
+        (
+            "get_missing",
+            join(&[
+                &[0],
+                &chunked(
+                    &framed(
+                        BLOB_MSG_CAP,
+                        &[BlobRequest::Get {
+                            name: "nope".into(),
+                            offset: 0,
+                        }],
+                    ),
+                    1,
+                ),
+            ]),
+        ),
     ];
     for (name, bytes) in seeds {
         fs::write(dir.join(name), bytes).expect("write");
@@ -152,5 +208,10 @@ fn main() {
     config_parse();
     rpc_peer();
     blob_server();
-    println!("seeds written to {}", Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds").display());
+    println!(
+        "seeds written to {}",
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("seeds")
+            .display()
+    );
 }

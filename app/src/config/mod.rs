@@ -42,6 +42,7 @@ use crate::net::GatewayPing;
 
 mod bus;
 mod error;
+mod render;
 
 pub use bus::{AllowEntry, Mode, Who, MAX_ALLOW, MAX_TRUST};
 pub use error::{ConfigError, Why};

@@ -10,9 +10,9 @@ use std::sync::OnceLock;
 
 use dsb_noise::testing::RawHandshake;
 use dsb_noise::{
-    Binding, DeviceId, FrameDecoder, HandshakeConfig, HandshakeStatus, Identity, Initiator,
-    NoiseError, Responder, Session, TrustStore, FRAME_HEADER_LEN, INITIATOR_CONTEXT,
-    MAX_HANDSHAKE_MESSAGE_LEN, MAX_MSG2_LEN, MAX_MSG3_LEN, MSG1_LEN, PROLOGUE, RESPONDER_CONTEXT,
+    DeviceId, FrameDecoder, HandshakeConfig, HandshakeStatus, Identity, Initiator, NoiseError,
+    Responder, Session, TrustStore, FRAME_HEADER_LEN, INITIATOR_CONTEXT, MAX_HANDSHAKE_MESSAGE_LEN,
+    MAX_MSG2_LEN, MAX_MSG3_LEN, MSG1_LEN, PROLOGUE, RESPONDER_CONTEXT,
 };
 use ed25519_dalek::{Signer, SigningKey};
 use rand_chacha::ChaCha20Rng;
@@ -174,22 +174,43 @@ pub fn identities() -> &'static [Identity; 3] {
     })
 }
 
-/// Who the responder under test trusts.
+/// Who the responder under test trusts: pinned (device id, device key)
+/// pairs, nothing learned.
 pub struct FuzzTrust;
 
-impl TrustStore for FuzzTrust {
-    fn binding(&self, device_id: &str) -> Option<Binding> {
+impl FuzzTrust {
+    /// The device key pinned for `device_id`.
+    pub fn pinned(device_id: &str) -> Option<[u8; 32]> {
         let ids = identities();
         match device_id {
-            INIT_ID => Some(ids[0].binding()),
-            OTHER_ID => Some(ids[2].binding()),
-            SPLIT_ID => Some(Binding {
-                device_key: ids[0].device_public_key(),
-                noise_static: ids[2].noise_static_public(),
-            }),
+            INIT_ID => Some(ids[0].device_public_key()),
+            OTHER_ID => Some(ids[2].device_public_key()),
+            // Another id for the responder's own device key.
+            SPLIT_ID => Some(ids[1].device_public_key()),
             _ => None,
         }
     }
+}
+
+impl TrustStore for FuzzTrust {
+    fn admit(&mut self, device_id: &DeviceId, device_key: &[u8; 32]) -> Result<(), NoiseError> {
+        match FuzzTrust::pinned(device_id.as_str()) {
+            Some(k) if &k == device_key => Ok(()),
+            Some(_) => Err(NoiseError::IdentityMismatch),
+            None => Err(NoiseError::UnknownPeer),
+        }
+    }
+}
+
+/// Whether the responder must admit the initiator-side attestation
+/// `attestation(sel, 0, h2, false)` sent by the honest peer (identity 0):
+/// the claimed id is pinned to the key that signed, the signed static key
+/// is the peer's own, and the context is the initiator's.
+pub fn admissible(sel: u8) -> bool {
+    let ids = [INIT_ID, RESP_ID, OTHER_ID, SPLIT_ID];
+    let id = ids[usize::from(sel & 3)];
+    let signer = identities()[usize::from((sel >> 2) & 3) % 3].device_public_key();
+    FuzzTrust::pinned(id) == Some(signer) && usize::from((sel >> 4) & 3) % 3 == 0 && sel & 0x40 == 0
 }
 
 /// An attestation from choices: `sel` picks the id (bits 0-1), the signing
@@ -331,12 +352,12 @@ pub fn run_responder(data: &[u8]) {
         }
     };
     let msg1 = msg1.to_vec();
-    let res = r.read_message(t(t1), &msg1, &FuzzTrust);
+    let res = r.read_message(t(t1), &msg1, &mut FuzzTrust);
     if honest && t(t1) < deadline {
         assert_eq!(res, Ok(()), "honest message 1 refused");
     }
     if res.is_err() {
-        let again = r.read_message(t(t1), &msg1, &FuzzTrust);
+        let again = r.read_message(t(t1), &msg1, &mut FuzzTrust);
         return assert_failed_for_good(r.status(), again);
     }
     assert!(msg1.len() <= MSG1_LEN);
@@ -379,9 +400,17 @@ pub fn run_responder(data: &[u8]) {
         }
         _ => return,
     };
-    let res = r.read_message(t(t3), &msg3, &FuzzTrust);
+    let res = r.read_message(t(t3), &msg3, &mut FuzzTrust);
     if valid && t(t3) < deadline {
         assert_eq!(res, Ok(()), "honest message 3 refused");
+    }
+    if let (Msg::Attest(sel), true) = (m3, peer_ok && t(t3) < deadline) {
+        // Admitted exactly when the attestation deserves it.
+        assert_eq!(
+            res.is_ok(),
+            admissible(sel),
+            "attestation {sel:#04x}: {res:?}"
+        );
     }
     match res {
         Ok(()) => {
@@ -389,9 +418,8 @@ pub fn run_responder(data: &[u8]) {
             assert_eq!(r.status(), HandshakeStatus::Finished);
             let claimed = *r.claimed_peer().expect("claimed id");
             let mut ours = r.into_session().expect("session");
-            // Only a peer holding a trusted binding's keys gets a session.
-            let want = FuzzTrust.binding(claimed.as_str()).expect("trusted id");
-            assert_eq!(want, ids[0].binding());
+            // Only an id pinned in the trust store gets a session.
+            assert!(FuzzTrust::pinned(claimed.as_str()).is_some());
             assert_eq!(ours.peer_device_id(), &claimed);
             if !from_peer {
                 return; // a replayed recording: the harness's peer did not take part
@@ -402,7 +430,7 @@ pub fn run_responder(data: &[u8]) {
             check_sessions(&mut ours, &mut theirs);
         }
         Err(_) => {
-            let again = r.read_message(t(t3), &msg3, &FuzzTrust);
+            let again = r.read_message(t(t3), &msg3, &mut FuzzTrust);
             assert_failed_for_good(r.status(), again);
         }
     }
@@ -499,7 +527,8 @@ pub fn recorded_initiator_messages() -> (Vec<u8>, Vec<u8>) {
     let mut payload = [0u8; 2048];
     let n = peer.write(&[], &mut buf).expect("msg1");
     let msg1 = buf[..n].to_vec();
-    r.read_message(t(1), &msg1, &FuzzTrust).expect("read msg1");
+    r.read_message(t(1), &msg1, &mut FuzzTrust)
+        .expect("read msg1");
     let n = r.write_message(&mut buf).expect("msg2");
     peer.read(&buf[..n], &mut payload).expect("read msg2");
     let att = attestation(0, 0, &peer.handshake_hash(), false);

@@ -55,6 +55,7 @@ pub fn run_udpsec_packet(data: &[u8]) {
         };
         let wrote = match f {
             Frame::Ping => w.ping(),
+            Frame::ImmediateAck => w.immediate_ack(),
             Frame::Ack { delay, ranges } => {
                 assert!(ranges.largest().is_some());
                 let r: Vec<(u32, u32)> = ranges.iter().collect();
@@ -98,7 +99,12 @@ impl Handshake for StandIn {
         self.step += 1;
         Ok(8)
     }
-    fn read_message(&mut self, _: Instant, msg: &[u8], _: &dyn TrustStore) -> Result<(), HsError> {
+    fn read_message(
+        &mut self,
+        _: Instant,
+        msg: &[u8],
+        _: &mut dyn TrustStore,
+    ) -> Result<(), HsError> {
         if msg != [self.step + 1; 8] {
             return Err(HsError::new("stand-in-mismatch"));
         }
@@ -109,7 +115,7 @@ impl Handshake for StandIn {
         self.step >= 3
     }
     fn is_my_turn(&self) -> bool {
-        (self.step % 2 == 0) == self.initiator
+        self.step.is_multiple_of(2) == self.initiator
     }
     fn take_keys(&mut self) -> Result<SessionKeys, HsError> {
         Ok(SessionKeys {
@@ -320,9 +326,9 @@ fn check_sent(d: &[u8], local: &BTreeSet<u64>) {
     } else {
         &R2I
     };
-    let mut ct = p.payload().to_vec();
+    let mut out = vec![0u8; p.payload().len()];
     let plain = PacketKey::new(key)
-        .open(h.pn, p.header_bytes(), &mut ct)
+        .open(h.pn, p.header_bytes(), p.payload(), &mut out)
         .expect("we sent a packet that does not open");
     for f in FrameIter::new(plain) {
         assert!(f.is_ok(), "we sent a malformed frame");
@@ -338,11 +344,11 @@ pub fn run_udpsec_endpoint(data: &[u8]) {
     let mut now = Instant::from_millis(0);
     let mut local: BTreeSet<u64> = BTreeSet::new();
     let mut buf = vec![0u8; 64 * 1024];
-    let trust = NoTrust;
+    let mut trust = NoTrust;
     while let Some(op) = UdpOp::read(&mut inp) {
         match op {
             UdpOp::Raw(src, b) => {
-                let _ = ep.handle_datagram(now, src, b, &trust, || {
+                let _ = ep.handle_datagram(now, src, b, &mut trust, || {
                     Some(StandIn {
                         initiator: false,
                         step: 0,
@@ -374,7 +380,7 @@ pub fn run_udpsec_endpoint(data: &[u8]) {
                 let mut d = vec![0u8; HEADER_LEN];
                 h.emit(&mut d);
                 d.extend_from_slice(&payload);
-                let _ = ep.handle_datagram(now, src, &d, &trust, || {
+                let _ = ep.handle_datagram(now, src, &d, &mut trust, || {
                     Some(StandIn {
                         initiator: false,
                         step: 0,
@@ -391,7 +397,7 @@ pub fn run_udpsec_endpoint(data: &[u8]) {
                 frames,
             } => {
                 if let Some(d) = seal(sid(s), key, pn, ack, ack_bits, frames) {
-                    let _ = ep.handle_datagram(now, src, &d, &trust, || {
+                    let _ = ep.handle_datagram(now, src, &d, &mut trust, || {
                         Some(StandIn {
                             initiator: false,
                             step: 0,

@@ -16,7 +16,7 @@
 use std::collections::VecDeque;
 use std::sync::OnceLock;
 
-use dsb_noise::{Binding, DeviceId, HandshakeConfig, Identity, TrustStore};
+use dsb_noise::{DeviceId, HandshakeConfig, Identity, NoiseError, TrustStore};
 use dsb_transports::udpsec::packet::{Header, Packet};
 use dsb_transports::udpsec::{
     Config, Endpoint, EndpointConfig, Event, NoiseHandshake, MAX_DATAGRAM,
@@ -42,16 +42,21 @@ fn identities() -> &'static [Identity; 3] {
     })
 }
 
-/// Both sides know the honest bindings of node-a and node-b.
+/// Both sides pin the honest device keys of node-a and node-b.
 struct Trust;
 
 impl TrustStore for Trust {
-    fn binding(&self, device_id: &str) -> Option<Binding> {
+    fn admit(&mut self, device_id: &DeviceId, device_key: &[u8; 32]) -> Result<(), NoiseError> {
         let ids = identities();
-        match device_id {
-            "node-a" => Some(ids[0].binding()),
-            "node-b" => Some(ids[1].binding()),
-            _ => None,
+        let pinned = match device_id.as_str() {
+            "node-a" => ids[0].device_public_key(),
+            "node-b" => ids[1].device_public_key(),
+            _ => return Err(NoiseError::UnknownPeer),
+        };
+        if &pinned == device_key {
+            Ok(())
+        } else {
+            Err(NoiseError::IdentityMismatch)
         }
     }
 }
@@ -236,17 +241,17 @@ pub fn run_udpsec_noise(data: &[u8]) {
                     d[i] ^= xor;
                 }
                 if dir & 1 == 0 {
-                    let _ = ours.handle_datagram(now, 1, &d, &Trust, || {
+                    let _ = ours.handle_datagram(now, 1, &d, &mut Trust, || {
                         NoiseHandshake::responder(us, &mut rng_ours, now, &hs_cfg).ok()
                     });
                 } else {
-                    let _ = peer.handle_datagram(now, 0, &d, &Trust, || {
+                    let _ = peer.handle_datagram(now, 0, &d, &mut Trust, || {
                         NoiseHandshake::responder(them, &mut rng_peer, now, &hs_cfg).ok()
                     });
                 }
             }
             NoiseOp::Raw(b) => {
-                let _ = ours.handle_datagram(now, 2, b, &Trust, || {
+                let _ = ours.handle_datagram(now, 2, b, &mut Trust, || {
                     NoiseHandshake::responder(us, &mut rng_ours, now, &hs_cfg).ok()
                 });
             }

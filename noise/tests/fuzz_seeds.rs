@@ -1,0 +1,42 @@
+//! The fuzz harnesses of `noise/fuzz` built with the ordinary tests, so
+//! they cannot drift from the code they drive (the fuzz crates build only
+//! on nightly), and every committed seed (`fuzz/seeds/<target>/`: the
+//! tests' own valid messages, plus any input that once crashed a target)
+//! replayed through its harness with every assertion on.
+
+#[allow(dead_code, unused_imports)]
+#[path = "../fuzz/src/lib.rs"]
+mod harness;
+
+/// Runs `run` on every seed of `target`; there must be some.
+fn replay(target: &str, run: fn(&[u8])) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/seeds")
+        .join(target);
+    let mut seeds: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.expect("seed entry").path())
+        .collect();
+    seeds.sort();
+    assert!(!seeds.is_empty(), "no seeds in {}", dir.display());
+    for seed in seeds {
+        let data = std::fs::read(&seed).expect("seed readable");
+        eprintln!("{target}: {}", seed.display());
+        run(&data);
+    }
+}
+
+#[test]
+fn frame_decoder_seeds() {
+    replay("frame_decoder", harness::run_frame_decoder);
+}
+
+#[test]
+fn handshake_initiator_seeds() {
+    replay("handshake_initiator", harness::run_initiator);
+}
+
+#[test]
+fn handshake_responder_seeds() {
+    replay("handshake_responder", harness::run_responder);
+}
