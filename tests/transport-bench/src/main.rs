@@ -19,6 +19,8 @@
 //! most 1228 bytes, udp-sec's and QUIC's UDP payloads of at most 1200 plus
 //! 28),
 //! `BENCH_DELAY_MS=20` (one-way delay instead of 5 ms; diagnostics only),
+//! `BENCH_UDPSEC_CC=reno` (udp-sec's Reno instead of its default CUBIC;
+//! diagnostics only),
 //! `BENCH_VERBOSE=1` (each run's recovery counters, time-averaged window and
 //! the receiver's datagrams (ACKs), for udp-sec and quinn, to stderr).
 //!

@@ -129,7 +129,10 @@ pub fn connect(
     )
     .unwrap();
     let hs_r = NoiseHandshake::responder(id_b, &mut rng, now, &hs_cfg).unwrap();
-    let cfg = Config::default();
+    let mut cfg = Config::default();
+    if std::env::var("BENCH_UDPSEC_CC").as_deref() == Ok("reno") {
+        cfg.congestion = dsb_transports::udpsec::CongestionControl::Reno;
+    }
     let a = Connection::connect(cfg.clone(), SESSION_ID, hs_i, now).unwrap();
     let b = Connection::accept(cfg, SESSION_ID, hs_r, now);
     let a = UdpsecMux::new(a, Trust(None), Role::Initiator, now);
