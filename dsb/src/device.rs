@@ -41,12 +41,13 @@ pub struct SwitchPort {
 }
 
 impl SwitchPort {
-    /// Takes the first of `ports` no other `dsb` holds.
-    pub fn attach_any(ports: &[PathBuf]) -> Result<SwitchPort, String> {
+    /// Takes the first of `ports` no other `dsb` holds; returns it and its
+    /// index in `ports`.
+    pub fn attach_any(ports: &[PathBuf]) -> Result<(SwitchPort, usize), String> {
         let mut last = String::from("no switch port given");
-        for p in ports {
+        for (i, p) in ports.iter().enumerate() {
             match SwitchPort::attach(p) {
-                Ok(s) => return Ok(s),
+                Ok(s) => return Ok((s, i)),
                 Err(e) => last = e,
             }
         }

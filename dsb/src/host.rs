@@ -15,6 +15,7 @@ use dsb_app::node::{Direction, NodeConfig, NodeEvent, NodeOn};
 use dsb_host::HostStack;
 use dsb_noise::{DeviceId, Identity};
 use dsb_transports::transport::{TransportError, TransportKind};
+use dsb_transports::udpsec::RejectCode;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use smoltcp::time::{Duration, Instant};
@@ -179,12 +180,18 @@ impl Host<NetStack<SwitchPort>> {
             opts.identity.as_deref().or(segment.identity.as_deref()),
             &mut rng,
         )?;
-        let port = SwitchPort::attach_any(&segment.ports).map_err(Failure::unreachable)?;
-        let pid = std::process::id();
-        let mac = EthernetAddress([0x02, 0x64, 0x73, 0x62, (pid >> 8) as u8, pid as u8]);
-        let cidr = opts.ip.unwrap_or_else(|| {
-            Ipv4Cidr::new(Ipv4Address::new(10, 0, 2, 200 + (pid % 50) as u8), 24)
-        });
+        let (port, k) = SwitchPort::attach_any(&segment.ports).map_err(Failure::unreachable)?;
+        // One address per spare port, and one MAC per address: the port's
+        // lock makes both unique among the `dsb`s on the segment, and a run
+        // after another on the same port looks like the same station, so the
+        // peers' neighbour caches stay right (a new MAC behind a cached
+        // address would be unreachable until the cache entry expired).
+        let k = u8::try_from(k).unwrap_or(u8::MAX).min(50);
+        let cidr = opts
+            .ip
+            .unwrap_or_else(|| Ipv4Cidr::new(Ipv4Address::new(10, 0, 2, 200 + k), 24));
+        let [_, _, _, last] = cidr.address().octets();
+        let mac = EthernetAddress([0x02, 0x64, 0x73, 0x62, 0x00, last]);
         let mut stack_cfg = NetStackConfig::new(mac, rand_core::RngCore::next_u64(&mut rng));
         stack_cfg.fallback = Some(cidr);
         stack_cfg.gateway_ping = GatewayPing::Optional;
@@ -267,6 +274,25 @@ impl<N: Link> Host<N> {
         }
     }
 
+    /// Closes every session before the process exits, so that peers free
+    /// its connection at once instead of after their idle timeout: GOAWAY,
+    /// then the transport's FIN or CLOSE, with at most [`LEAVE_TIME`] to let
+    /// them out and be answered.
+    pub fn leave(&mut self) {
+        let peers: Vec<DeviceId> = self.node.sessions().map(|s| s.peer).collect();
+        if peers.is_empty() {
+            return;
+        }
+        for p in &peers {
+            self.node.disconnect(p);
+        }
+        let end = std::time::Instant::now() + LEAVE_TIME;
+        while std::time::Instant::now() < end {
+            self.step();
+            self.events.clear();
+        }
+    }
+
     /// Waits until discovery knows `peer`.
     pub fn find(&mut self, peer: &DeviceId, limit: StdDuration) -> Result<()> {
         let secs = limit.as_secs_f64();
@@ -286,19 +312,36 @@ impl<N: Link> Host<N> {
         )
     }
 
-    /// A session with `peer`: found, dialled, authenticated. A refusal is
-    /// `denied`, silence `unreachable`.
+    /// A session with `peer`: found, dialled, authenticated. A refusal
+    /// that names a trust reason is `denied` at once; a bare refusal (TCP
+    /// carries no reason) is retried by the node and is `denied` only if no
+    /// session came by the time limit; silence is `unreachable`.
     pub fn session(&mut self, peer: &DeviceId, limit: StdDuration) -> Result<TransportKind> {
+        let end = std::time::Instant::now() + limit;
         self.find(peer, limit)?;
         if let Some(s) = self.node.session_stats(peer) {
             return Ok(s.kind);
         }
+        // A peer with the lower id dials us as soon as it has our announce
+        // (the protocol's tie-break); dialling it at the same time would
+        // only cross the two handshakes. Give it a moment first.
+        if peer.as_bytes() < self.node.device_id().as_bytes() {
+            let grace = DIAL_GRACE.min(end.saturating_duration_since(std::time::Instant::now()));
+            let up = self.run(grace, String::new, |node, _| {
+                node.session_stats(peer).map(|s| Ok(s.kind))
+            });
+            if let Ok(kind) = up {
+                return Ok(kind);
+            }
+        }
         self.node
             .connect(peer)
             .map_err(|e| Failure::error(format!("cannot dial {}: {}", peer.as_str(), e.label())))?;
+        let left = end.saturating_duration_since(std::time::Instant::now());
         let secs = limit.as_secs_f64();
-        self.run(
-            limit,
+        let mut refusal: Option<&'static str> = None;
+        let r = self.run(
+            left,
             || format!("no session with {} within {secs:.0} s", peer.as_str()),
             |node, ev| match ev {
                 Some(NodeEvent::SessionUp { peer: p, kind, .. }) if p == peer => Some(Ok(*kind)),
@@ -306,28 +349,63 @@ impl<N: Link> Host<N> {
                     peer: Some(p),
                     error,
                     direction: Direction::Outbound,
-                }) if p == peer => refused(peer, error),
+                }) if p == peer => match refusal_kind(error) {
+                    Refusal::Trust => Some(Err(denied(peer, error.label()))),
+                    Refusal::Retry => {
+                        refusal = Some(error.label());
+                        None
+                    }
+                    Refusal::None => None,
+                },
                 _ => node.session_stats(peer).map(|s| Ok(s.kind)),
             },
-        )
+        );
+        match (r, refusal) {
+            // Refused every time and never dialled by the peer either.
+            (Err(_), Some(label)) => Err(Failure::denied(format!(
+                "{} refused every handshake we sent ({label}) and opened no session \
+                 itself within {secs:.0} s: it does not trust this identity, or takes no sessions",
+                peer.as_str()
+            ))),
+            (r, _) => r,
+        }
     }
 }
 
-/// A failed handshake towards `peer`: a refusal ends the command (denied);
-/// anything else is retried by the node until the time limit.
-fn refused<T>(peer: &DeviceId, error: &TransportError) -> Option<Result<T>> {
-    let label = error.label();
-    // `session-exists`: the peer is opening the session itself (the lower
-    // id dials); it arrives as `SessionUp`.
-    if label.ends_with("session-exists") {
-        return None;
+/// How long `dsb` lets its goodbyes out before exiting.
+const LEAVE_TIME: StdDuration = StdDuration::from_millis(150);
+
+/// How long `dsb` waits for a peer with a lower id to dial it.
+const DIAL_GRACE: StdDuration = StdDuration::from_millis(1500);
+
+/// What a failed outbound handshake means for `dsb session`.
+enum Refusal {
+    /// The peer does not trust us: stop now.
+    Trust,
+    /// Refused, reason unknown or passing (TCP RST, `session-exists`: the
+    /// peer is opening the session itself, `not-accepting`): the node tries
+    /// again; a denial only if no session comes at all.
+    Retry,
+    /// Not a refusal (timeout, unreachable): the node tries again.
+    None,
+}
+
+fn refusal_kind(error: &TransportError) -> Refusal {
+    match error {
+        TransportError::Rejected(
+            RejectCode::UnknownPeer | RejectCode::IdentityMismatch | RejectCode::BadSignature,
+        ) => Refusal::Trust,
+        e if e.is_identity_mismatch() => Refusal::Trust,
+        e if e.is_refusal() => Refusal::Retry,
+        _ => Refusal::None,
     }
-    (label.starts_with("refused") || error.is_identity_mismatch()).then(|| {
-        Err(Failure::denied(format!(
-            "{} refused our session ({label}): it does not trust this identity",
-            peer.as_str()
-        )))
-    })
+}
+
+fn denied(peer: &DeviceId, label: &str) -> Failure {
+    Failure::denied(format!(
+        "{} refused our session ({label}): it does not trust this identity",
+        peer.as_str()
+    ))
 }
 
 /// This run's boot epoch for `id`: announce sequence numbers must grow

@@ -36,7 +36,7 @@ struct Cli {
     /// segment, else a fresh one for this run (peers with `tofu=off` refuse it).
     #[arg(long, global = true, value_name = "FILE")]
     identity: Option<PathBuf>,
-    /// Our address on the segment (`a.b.c.d/prefix`). Default: 10.0.2.(200 + pid % 50)/24.
+    /// Our address on the segment (`a.b.c.d/prefix`). Default: 10.0.2.(200 + k)/24 on spare port k.
     #[arg(long, global = true, value_name = "CIDR")]
     ip: Option<String>,
     /// Join the real LAN through the operating system's sockets instead of
@@ -198,18 +198,22 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn command<N: host::Link>(cli: &Cli, mut h: Host<N>, timeout: Duration) -> Result<()> {
+    let r = dispatch(cli, &mut h, timeout);
+    h.leave();
+    r
+}
+
+fn dispatch<N: host::Link>(cli: &Cli, h: &mut Host<N>, timeout: Duration) -> Result<()> {
     let json = cli.json;
     match &cli.cmd {
         Cmd::Keygen { .. } => Ok(()),
-        Cmd::Peers { watch, wait } => {
-            cmd::peers::run(&mut h, seconds(*wait, "--wait")?, *watch, json)
-        }
+        Cmd::Peers { watch, wait } => cmd::peers::run(h, seconds(*wait, "--wait")?, *watch, json),
         Cmd::Ping {
             peer,
             count,
             interval,
         } => cmd::ping::run(
-            &mut h,
+            h,
             peer,
             *count,
             Duration::from_millis(*interval),
@@ -221,9 +225,9 @@ fn command<N: host::Link>(cli: &Cli, mut h: Host<N>, timeout: Duration) -> Resul
             service,
             request,
             hex,
-        } => cmd::call::run(&mut h, peer, service, request.as_deref(), *hex, timeout),
+        } => cmd::call::run(h, peer, service, request.as_deref(), *hex, timeout),
         Cmd::Put { peer, file, name } => {
-            cmd::blob::put(&mut h, peer, file, name.as_deref(), timeout, json)
+            cmd::blob::put(h, peer, file, name.as_deref(), timeout, json)
         }
         Cmd::Get {
             peer,
@@ -232,7 +236,7 @@ fn command<N: host::Link>(cli: &Cli, mut h: Host<N>, timeout: Duration) -> Resul
             max,
             force,
         } => cmd::blob::get(
-            &mut h,
+            h,
             peer,
             name,
             output.as_deref(),
@@ -241,7 +245,7 @@ fn command<N: host::Link>(cli: &Cli, mut h: Host<N>, timeout: Duration) -> Resul
             timeout,
             json,
         ),
-        Cmd::Serve { publish, allow } => cmd::serve::run(&mut h, publish, allow, json),
+        Cmd::Serve { publish, allow } => cmd::serve::run(h, publish, allow, json),
     }
 }
 

@@ -464,3 +464,47 @@ fn a_burst_of_simultaneous_connects_is_accepted() {
         "the dials were not simultaneous: {spread:?}"
     );
 }
+
+#[test]
+fn a_peer_that_restarts_again_and_again_always_gets_its_session_back() {
+    // More restarts, back to back, than a transport has connection slots
+    // (the pattern of a workstation running one `dsb` command after
+    // another): the restarted instance never answers a graceful close, so
+    // each stale session must give its slot up at once, or node-a ends up
+    // refusing node-b for lack of room.
+    let restarts = dsb_app::node::MAX_CONNS as u32 + 4;
+    for mode in [Mode::Tcp, Mode::UdpSec] {
+        let mut sim = NodeSim::with(&IDS, wire(), 11, |i, c| cfg(i, c, mode));
+        assert!(
+            sim.run_until(Duration::from_secs(5), |s| authed(s, 0).is_some()
+                && authed(s, 1).is_some())
+        );
+        for epoch in 1..=restarts {
+            let mut c = cfg(1, NodeConfig::new(37022), mode);
+            c.boot_epoch = epoch;
+            sim.restart(1, "node-b", c);
+            let since = sim.now;
+            let up = |s: &NodeSim| {
+                s.log.iter().any(|l| {
+                    l.node == 0 && l.at > since && matches!(l.event, NodeEvent::SessionUp { .. })
+                })
+            };
+            assert!(
+                sim.run_until(Duration::from_secs(3), up),
+                "{mode:?}, restart {epoch}: {:#?}",
+                &sim.log[sim.log.len().saturating_sub(30)..]
+            );
+        }
+        let full = |e: &NodeEvent| {
+            matches!(
+                e,
+                NodeEvent::HandshakeFailed {
+                    error: TransportError::TooManyConnections
+                        | TransportError::Rejected(RejectCode::NotAccepting),
+                    ..
+                }
+            )
+        };
+        assert_eq!(count(&sim, 0, full) + count(&sim, 1, full), 0, "{mode:?}");
+    }
+}

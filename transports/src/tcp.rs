@@ -651,6 +651,18 @@ impl Transport for TcpTransport {
         }
     }
 
+    fn abort(&mut self, cx: &mut Cx<'_>, conn: ConnId) {
+        if let Some(c) = self.conns.iter_mut().find(|c| c.id == conn) {
+            if let Stage::Handshaking { ticket, .. } = &mut c.stage {
+                if let Some(t) = ticket.take() {
+                    self.limiter.release(t);
+                }
+            }
+            cx.sockets.tcp_abort(c.handle);
+            c.stage = Stage::Dead { since: cx.now };
+        }
+    }
+
     fn poll_at(&self) -> Option<Instant> {
         self.conns
             .iter()

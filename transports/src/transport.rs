@@ -227,6 +227,11 @@ pub trait Transport {
     fn write_capacity(&self, conn: ConnId) -> usize;
     /// Closes a connection (gracefully where the transport can).
     fn close(&mut self, cx: &mut Cx<'_>, conn: ConnId);
+    /// Ends a connection without waiting for the peer to take what was
+    /// written: the peer is known to be gone (it restarted), so a graceful
+    /// close would hold the connection's slot until a timeout. The peer is
+    /// told where it can be (TCP RST, udp-sec CLOSE).
+    fn abort(&mut self, cx: &mut Cx<'_>, conn: ConnId);
     /// When `poll` must run again at the latest.
     fn poll_at(&self) -> Option<Instant>;
 }

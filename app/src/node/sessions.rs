@@ -493,7 +493,15 @@ impl Sessions {
                 .poll_transmit(self.buf.get_mut(..cap).unwrap_or(&mut []));
             let _ = t.write(s.conn, self.buf.get(..n).unwrap_or(&[]));
         }
-        transports.close(cx, s.kind, s.conn);
+        if reason == DownReason::PeerRestarted {
+            // That instance of the peer is gone: nothing it was sent will be
+            // acknowledged, so a graceful close would hold the connection's
+            // slot until a timeout (and a peer restarting in a loop, like a
+            // workstation's `dsb`, would fill the table).
+            transports.abort(cx, s.kind, s.conn);
+        } else {
+            transports.close(cx, s.kind, s.conn);
+        }
         events.push(NodeEvent::SessionDown {
             peer: s.peer,
             kind: s.kind,

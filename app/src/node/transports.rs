@@ -52,4 +52,16 @@ impl Transports {
             t.close(cx, conn);
         }
     }
+
+    /// Ends `conn` at once (its peer is gone); see `Transport::abort`.
+    pub fn abort(
+        &mut self,
+        cx: &mut Cx<'_>,
+        kind: TransportKind,
+        conn: dsb_transports::transport::ConnId,
+    ) {
+        if let Some(t) = self.get(kind) {
+            t.abort(cx, conn);
+        }
+    }
 }

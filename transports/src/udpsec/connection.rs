@@ -404,6 +404,21 @@ impl<H: Handshake> Connection<H> {
         }
     }
 
+    /// Closes now, without waiting for what was written to be
+    /// acknowledged (the peer is known to be gone): CLOSE is sent (up to
+    /// [`MAX_CLOSE_SENDS`] times) and the connection ends after 3 RTO at
+    /// most, instead of holding its slot until the idle timeout. Before keys
+    /// exist it closes at once.
+    pub fn abort(&mut self, now: Instant) {
+        if self.closed_reason.is_some() {
+            return;
+        }
+        if self.tx_key.is_none() {
+            return self.close_now(CloseReason::Local);
+        }
+        self.begin_closing(now, CloseReason::Local, CLOSE_NORMAL);
+    }
+
     /// Next event, if any.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()

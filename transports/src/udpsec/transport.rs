@@ -509,6 +509,20 @@ impl Transport for UdpSecTransport {
         }
     }
 
+    fn abort(&mut self, cx: &mut Cx<'_>, conn: ConnId) {
+        let Some(i) = self.conn_index(conn) else {
+            return;
+        };
+        let Some(c) = self.conns.get_mut(i) else {
+            return;
+        };
+        c.closed_by_us = true;
+        let sid = c.sid;
+        if let Some(x) = self.endpoint.connection_mut(sid) {
+            x.abort(cx.now);
+        }
+    }
+
     fn poll_at(&self) -> Option<Instant> {
         match (self.blocked_at, self.endpoint.poll_timeout()) {
             (Some(a), Some(b)) => Some(a.min(b)),
