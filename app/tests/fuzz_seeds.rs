@@ -8,35 +8,12 @@
 #[path = "../fuzz/src/lib.rs"]
 mod harness;
 
-/// Runs `run` on every seed of `target`; there must be some.
-fn replay(target: &str, run: fn(&[u8])) {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz/seeds")
-        .join(target);
-    let mut seeds: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.expect("seed entry").path())
-        .collect();
-    seeds.sort();
-    assert!(!seeds.is_empty(), "no seeds in {}", dir.display());
-    for seed in seeds {
-        let data = std::fs::read(&seed).expect("seed readable");
-        eprintln!("{target}: {}", seed.display());
-        run(&data);
-    }
-}
+#[macro_use]
+#[path = "../../tests/support/fuzz_replay.rs"]
+mod fuzz_replay;
 
-#[test]
-fn config_parse_seeds() {
-    replay("config_parse", harness::run_config_parse);
-}
-
-#[test]
-fn rpc_peer_seeds() {
-    replay("rpc_peer", harness::run_rpc_peer);
-}
-
-#[test]
-fn blob_server_seeds() {
-    replay("blob_server", harness::run_blob_server);
-}
+seed_tests!(
+    config_parse => run_config_parse,
+    rpc_peer => run_rpc_peer,
+    blob_server => run_blob_server,
+);

@@ -8,30 +8,11 @@
 #[path = "../fuzz/src/lib.rs"]
 mod harness;
 
-/// Runs `run` on every seed of `target`; there must be some.
-fn replay(target: &str, run: fn(&[u8])) {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz/seeds")
-        .join(target);
-    let mut seeds: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.expect("seed entry").path())
-        .collect();
-    seeds.sort();
-    assert!(!seeds.is_empty(), "no seeds in {}", dir.display());
-    for seed in seeds {
-        let data = std::fs::read(&seed).expect("seed readable");
-        eprintln!("{target}: {}", seed.display());
-        run(&data);
-    }
-}
+#[macro_use]
+#[path = "../../tests/support/fuzz_replay.rs"]
+mod fuzz_replay;
 
-#[test]
-fn announce_parse_seeds() {
-    replay("announce_parse", harness::run_announce_parse);
-}
-
-#[test]
-fn discovery_datagram_seeds() {
-    replay("discovery_datagram", harness::run_datagrams);
-}
+seed_tests!(
+    announce_parse => run_announce_parse,
+    discovery_datagram => run_datagrams,
+);

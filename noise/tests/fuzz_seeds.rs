@@ -8,35 +8,12 @@
 #[path = "../fuzz/src/lib.rs"]
 mod harness;
 
-/// Runs `run` on every seed of `target`; there must be some.
-fn replay(target: &str, run: fn(&[u8])) {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz/seeds")
-        .join(target);
-    let mut seeds: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.expect("seed entry").path())
-        .collect();
-    seeds.sort();
-    assert!(!seeds.is_empty(), "no seeds in {}", dir.display());
-    for seed in seeds {
-        let data = std::fs::read(&seed).expect("seed readable");
-        eprintln!("{target}: {}", seed.display());
-        run(&data);
-    }
-}
+#[macro_use]
+#[path = "../../tests/support/fuzz_replay.rs"]
+mod fuzz_replay;
 
-#[test]
-fn frame_decoder_seeds() {
-    replay("frame_decoder", harness::run_frame_decoder);
-}
-
-#[test]
-fn handshake_initiator_seeds() {
-    replay("handshake_initiator", harness::run_initiator);
-}
-
-#[test]
-fn handshake_responder_seeds() {
-    replay("handshake_responder", harness::run_responder);
-}
+seed_tests!(
+    frame_decoder => run_frame_decoder,
+    handshake_initiator => run_initiator,
+    handshake_responder => run_responder,
+);

@@ -10,45 +10,14 @@ mod harness;
 // The harness modules name these `crate::…`.
 use harness::{put_blob, Input};
 
-/// Runs `run` on every seed of `target`; there must be some.
-fn replay(target: &str, run: fn(&[u8])) {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz/seeds")
-        .join(target);
-    let mut seeds: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.expect("seed entry").path())
-        .collect();
-    seeds.sort();
-    assert!(!seeds.is_empty(), "no seeds in {}", dir.display());
-    for seed in seeds {
-        let data = std::fs::read(&seed).expect("seed readable");
-        eprintln!("{target}: {}", seed.display());
-        run(&data);
-    }
-}
+#[macro_use]
+#[path = "../../tests/support/fuzz_replay.rs"]
+mod fuzz_replay;
 
-#[test]
-fn mux_frame_seeds() {
-    replay("mux_frame", harness::run_mux_frame);
-}
-
-#[test]
-fn mux_session_seeds() {
-    replay("mux_session", harness::run_mux_session);
-}
-
-#[test]
-fn udpsec_endpoint_seeds() {
-    replay("udpsec_endpoint", harness::run_udpsec_endpoint);
-}
-
-#[test]
-fn udpsec_noise_seeds() {
-    replay("udpsec_noise", harness::run_udpsec_noise);
-}
-
-#[test]
-fn udpsec_packet_seeds() {
-    replay("udpsec_packet", harness::run_udpsec_packet);
-}
+seed_tests!(
+    mux_frame => run_mux_frame,
+    mux_session => run_mux_session,
+    udpsec_endpoint => run_udpsec_endpoint,
+    udpsec_noise => run_udpsec_noise,
+    udpsec_packet => run_udpsec_packet,
+);

@@ -179,6 +179,15 @@ impl UdpSecTransport {
         Ok(h)
     }
 
+    /// Marks `conn` as closed by us; its udp-sec connection, to close.
+    fn closing_by_us(&mut self, conn: ConnId) -> Option<&mut super::Connection<NoiseHandshake>> {
+        let i = self.conn_index(conn)?;
+        let c = self.conns.get_mut(i)?;
+        c.closed_by_us = true;
+        let sid = c.sid;
+        self.endpoint.connection_mut(sid)
+    }
+
     fn conn_index(&self, conn: ConnId) -> Option<usize> {
         self.conns.iter().position(|c| c.id == conn)
     }
@@ -496,29 +505,13 @@ impl Transport for UdpSecTransport {
     }
 
     fn close(&mut self, _cx: &mut Cx<'_>, conn: ConnId) {
-        let Some(i) = self.conn_index(conn) else {
-            return;
-        };
-        let Some(c) = self.conns.get_mut(i) else {
-            return;
-        };
-        c.closed_by_us = true;
-        let sid = c.sid;
-        if let Some(x) = self.endpoint.connection_mut(sid) {
+        if let Some(x) = self.closing_by_us(conn) {
             x.close();
         }
     }
 
     fn abort(&mut self, cx: &mut Cx<'_>, conn: ConnId) {
-        let Some(i) = self.conn_index(conn) else {
-            return;
-        };
-        let Some(c) = self.conns.get_mut(i) else {
-            return;
-        };
-        c.closed_by_us = true;
-        let sid = c.sid;
-        if let Some(x) = self.endpoint.connection_mut(sid) {
+        if let Some(x) = self.closing_by_us(conn) {
             x.abort(cx.now);
         }
     }
