@@ -508,3 +508,58 @@ fn a_peer_that_restarts_again_and_again_always_gets_its_session_back() {
         assert_eq!(count(&sim, 0, full) + count(&sim, 1, full), 0, "{mode:?}");
     }
 }
+
+#[test]
+fn a_peer_that_said_goodbye_is_dialled_again_only_once_it_announces() {
+    // node-b closes its session (GOAWAY) and its process ends; a second later
+    // a new one takes its place at the same address, as `dsb` does from one
+    // command to the next. node-a must not dial in between (it would dial a
+    // process that has left, or reach the new one before its announce and
+    // take it for the old one), and gets one clean session once the
+    // newcomer announces itself. udp-sec only: over TCP the FIN can be
+    // reported before the mux reads the GOAWAY (see `said_goodbye`).
+    let node_a = id("node-a");
+    {
+        let mode = Mode::UdpSec;
+        let mut sim = NodeSim::with(&IDS, wire(), 13, |i, c| cfg(i, c, mode));
+        assert!(
+            sim.run_until(Duration::from_secs(5), |s| authed(s, 0).is_some()
+                && authed(s, 1).is_some())
+        );
+        assert!(sim.nodes[1].disconnect(&node_a));
+        sim.run_until(Duration::from_millis(50), |_| false);
+        sim.stopped[1] = true;
+        let left = sim.now;
+        sim.run_until(Duration::from_secs(1), |_| false);
+        let after = |s: &NodeSim, since: Instant, f: &dyn Fn(&NodeEvent) -> bool| {
+            s.log
+                .iter()
+                .filter(|l| l.node == 0 && l.at > since && f(&l.event))
+                .count()
+        };
+        let dials = |e: &NodeEvent| matches!(e, NodeEvent::SessionConnect(_));
+        assert_eq!(
+            after(&sim, left, &dials),
+            0,
+            "{mode:?}: dialled a peer that left"
+        );
+        let mut c = cfg(1, NodeConfig::new(37022), mode);
+        c.boot_epoch = 1;
+        sim.restart(1, "node-b", c);
+        sim.stopped[1] = false;
+        let since = sim.now;
+        let up = |e: &NodeEvent| matches!(e, NodeEvent::SessionUp { .. });
+        assert!(
+            sim.run_until(Duration::from_secs(5), |s| after(s, since, &up) > 0),
+            "{mode:?}: {:#?}",
+            sim.log
+        );
+        sim.run_until(Duration::from_secs(3), |_| false);
+        let down = |e: &NodeEvent| matches!(e, NodeEvent::SessionDown { .. });
+        assert_eq!(
+            (after(&sim, since, &up), after(&sim, since, &down)),
+            (1, 0),
+            "{mode:?}: one clean session with the newcomer"
+        );
+    }
+}

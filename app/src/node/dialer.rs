@@ -62,6 +62,15 @@ pub(crate) struct Dialer {
     udpsec_failed: Vec<DeviceId>,
     /// Peers the application asked a session with (dialled whatever the ids).
     wanted: Vec<DeviceId>,
+    /// Peers that said goodbye (GOAWAY) and had no other session with us,
+    /// with the boot epoch of their newest announce at the time (`None`
+    /// until the next dial pass reads it). A goodbye is honoured: such a peer
+    /// is dialled again only once it announces a newer boot epoch (it
+    /// restarted), or the application asks for it; the peer itself may dial
+    /// at any time. Dialling at once would reach a process that has left, or
+    /// a new one at its address before its announce (then taken for the old
+    /// one). At most [`MAX_BACKOFF`] of them.
+    left: Vec<(DeviceId, Option<u32>)>,
 }
 
 impl Dialer {
@@ -89,6 +98,37 @@ impl Dialer {
     pub fn connected(&mut self, peer: &DeviceId) {
         self.backoff.retain(|b| b.peer != *peer);
         self.wanted.retain(|p| p != peer);
+        self.left.retain(|(p, _)| p != peer);
+    }
+
+    /// `peer` closed its last session with a GOAWAY: do not dial it again
+    /// until it restarts (or the application wants it).
+    pub fn peer_left(&mut self, peer: DeviceId) {
+        self.left.retain(|(p, _)| *p != peer);
+        if self.left.len() >= MAX_BACKOFF {
+            self.left.remove(0);
+        }
+        self.left.push((peer, None));
+    }
+
+    /// Whether `peer` (announce sequence `seq`) said goodbye and has not
+    /// restarted since.
+    fn still_left(&mut self, peer: &DeviceId, seq: u64) -> bool {
+        let epoch = (seq >> 32) as u32;
+        let Some(i) = self.left.iter().position(|(p, _)| p == peer) else {
+            return false;
+        };
+        match self.left.get_mut(i) {
+            Some((_, at @ None)) => {
+                *at = Some(epoch);
+                true
+            }
+            Some((_, Some(at))) if epoch <= *at => true,
+            _ => {
+                self.left.swap_remove(i);
+                false
+            }
+        }
     }
 
     /// The application wants a session with `peer`: dial it even if its id
@@ -101,14 +141,16 @@ impl Dialer {
             return false;
         }
         self.wanted.push(peer);
-        // Dial now, not after an earlier failure's backoff.
+        // Dial now, not after an earlier failure's backoff or goodbye.
         self.backoff.retain(|b| b.peer != peer);
+        self.left.retain(|(p, _)| *p != peer);
         true
     }
 
     /// Discovery lost `peer`: forget what we learnt about reaching it.
     pub fn forget(&mut self, peer: &DeviceId) {
         self.udpsec_failed.retain(|p| p != peer);
+        self.left.retain(|(p, _)| p != peer);
     }
 
     /// Earliest attempt deadline or backoff expiry still ahead. (An expired
@@ -154,6 +196,7 @@ impl Dialer {
                 DialPolicy::Everyone => true,
             };
             if !we_dial
+                || self.still_left(&peer, p.seq)
                 || sessions.get(&peer).is_some()
                 || self.is_dialing(&peer)
                 || self.backing_off(&peer, now)

@@ -17,7 +17,9 @@ use alloc::vec::Vec;
 
 use dsb_discovery::Discovery;
 use dsb_noise::DeviceId;
-use dsb_transports::mux::{ChannelId, Mux, MuxEvent, MuxStats, RefuseReason, Role, ServiceName};
+use dsb_transports::mux::{
+    ChannelId, Mux, MuxError, MuxEvent, MuxStats, RefuseReason, Role, ServiceName,
+};
 use dsb_transports::transport::{ConnId, Cx, TransportError, TransportEvent, TransportKind};
 use smoltcp::time::Instant;
 
@@ -319,6 +321,9 @@ impl Sessions {
             TransportEvent::Closed { conn, error } => {
                 if let Some(s) = self.remove(kind, conn) {
                     let reason = error.map_or(DownReason::Local, DownReason::Transport);
+                    if said_goodbye(&s.mux, &reason) && self.get(&s.peer).is_none() {
+                        dialer.peer_left(s.peer);
+                    }
                     events.push(NodeEvent::SessionDown {
                         peer: s.peer,
                         kind,
@@ -421,6 +426,9 @@ impl Sessions {
         for (kind, conn, reason) in closing {
             transports.close(cx, kind, conn);
             if let Some(s) = self.remove(kind, conn) {
+                if said_goodbye(&s.mux, &reason) && self.get(&s.peer).is_none() {
+                    dialer.peer_left(s.peer);
+                }
                 events.push(NodeEvent::SessionDown {
                     peer: s.peer,
                     kind,
@@ -680,4 +688,13 @@ mod tests {
         assert!(lower(&id("node-10"), &id("node-2")));
         assert!(!lower(&id("x"), &id("x")));
     }
+}
+
+/// Whether a session ended because the peer said goodbye: its GOAWAY, as
+/// the mux read it. (Over TCP the FIN that follows a GOAWAY can be reported
+/// before the mux read the GOAWAY; such a goodbye is not recognised, and
+/// the peer is dialled again after the usual backoff.)
+fn said_goodbye(mux: &Mux, reason: &DownReason) -> bool {
+    matches!(reason, DownReason::Mux(MuxError::PeerGoAway(_)))
+        || matches!(mux.error(), Some(MuxError::PeerGoAway(_)))
 }
