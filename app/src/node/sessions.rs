@@ -658,6 +658,15 @@ impl Session {
     }
 }
 
+/// Whether a session ended because the peer said goodbye: its GOAWAY, as
+/// the mux read it. (Over TCP the FIN that follows a GOAWAY can be reported
+/// before the mux read the GOAWAY; such a goodbye is not recognised, and
+/// the peer is dialled again after the usual backoff.)
+fn said_goodbye(mux: &Mux, reason: &DownReason) -> bool {
+    matches!(reason, DownReason::Mux(MuxError::PeerGoAway(_)))
+        || matches!(mux.error(), Some(MuxError::PeerGoAway(_)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -688,13 +697,4 @@ mod tests {
         assert!(lower(&id("node-10"), &id("node-2")));
         assert!(!lower(&id("x"), &id("x")));
     }
-}
-
-/// Whether a session ended because the peer said goodbye: its GOAWAY, as
-/// the mux read it. (Over TCP the FIN that follows a GOAWAY can be reported
-/// before the mux read the GOAWAY; such a goodbye is not recognised, and
-/// the peer is dialled again after the usual backoff.)
-fn said_goodbye(mux: &Mux, reason: &DownReason) -> bool {
-    matches!(reason, DownReason::Mux(MuxError::PeerGoAway(_)))
-        || matches!(mux.error(), Some(MuxError::PeerGoAway(_)))
 }
