@@ -44,27 +44,11 @@ pub fn name_byte(b: u8) -> u8 {
     SET[usize::from(b) % SET.len()]
 }
 
-/// Cursor over the fuzz input; running out of bytes ends the run.
-pub struct Input<'a>(pub &'a [u8]);
+#[path = "../../../tests/support/fuzz_input.rs"]
+mod input;
+pub use input::{put_blob, Input};
 
-impl<'a> Input<'a> {
-    pub fn bytes(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.0.len() < n {
-            return None;
-        }
-        let (a, b) = self.0.split_at(n);
-        self.0 = b;
-        Some(a)
-    }
-    pub fn u8(&mut self) -> Option<u8> {
-        Some(self.bytes(1)?[0])
-    }
-    pub fn u16(&mut self) -> Option<u16> {
-        Some(u16::from_le_bytes(self.bytes(2)?.try_into().ok()?))
-    }
-    pub fn u64(&mut self) -> Option<u64> {
-        Some(u64::from_le_bytes(self.bytes(8)?.try_into().ok()?))
-    }
+impl Input<'_> {
     /// A length-prefixed name mapped onto the charset (1..=32 bytes).
     pub fn name(&mut self) -> Option<Vec<u8>> {
         let len = usize::from(self.u8()? % 32) + 1;

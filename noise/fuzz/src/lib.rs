@@ -24,36 +24,9 @@ const MAX_PAYLOAD: usize = 1024;
 
 // ----------------------------------------------------------------- input
 
-/// Cursor over the fuzz input; running out of bytes ends the run.
-pub struct Input<'a>(pub &'a [u8]);
-
-impl<'a> Input<'a> {
-    pub fn bytes(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.0.len() < n {
-            return None;
-        }
-        let (a, b) = self.0.split_at(n);
-        self.0 = b;
-        Some(a)
-    }
-    pub fn u8(&mut self) -> Option<u8> {
-        Some(self.bytes(1)?[0])
-    }
-    pub fn u16(&mut self) -> Option<u16> {
-        Some(u16::from_le_bytes(self.bytes(2)?.try_into().ok()?))
-    }
-    /// `[len u16 LE][bytes]`, the length cut to what is left.
-    pub fn blob(&mut self) -> Option<&'a [u8]> {
-        let n = usize::from(self.u16()?).min(self.0.len());
-        self.bytes(n)
-    }
-}
-
-/// Appends `[len u16 LE][bytes]`.
-pub fn put_blob(out: &mut Vec<u8>, b: &[u8]) {
-    out.extend_from_slice(&(b.len() as u16).to_le_bytes());
-    out.extend_from_slice(b);
-}
+#[path = "../../../tests/support/fuzz_input.rs"]
+mod input;
+pub use input::{put_blob, Input};
 
 // ------------------------------------------------------------ frame decoder
 
