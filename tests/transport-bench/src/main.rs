@@ -30,7 +30,10 @@
 //! endpoints, the handshake, the link model and the receiver's byte check,
 //! the same work on every side. Printed per loss (`<cpu name>_loss<n>`) and
 //! over all runs of a transport (`<cpu name>`: median of every seed at every
-//! loss that ran).
+//! loss that ran). The transports take turns run by run (for each loss and
+//! seed, every selected benchmark once), and `udpsec_vs_quic_cpu_ratio` is
+//! the median over those pairs of udp-sec's CPU per byte divided by quinn
+//! Cubic's: the comparison that stays put when the machine is noisy.
 
 mod bus;
 mod common;
@@ -105,40 +108,49 @@ fn main() {
             .is_none_or(|o| o.split(',').any(|p| name.contains(p)))
     };
     let start = StdInstant::now();
+    let benches = benches();
+    // Every selected (bench, loss) runs seed by seed, and for each loss and
+    // seed every bench runs once before the next seed: the transports take
+    // turns, so a burst of noise on this shared machine (CPU time stolen by
+    // the hypervisor counts as this thread's) falls on all of them alike.
+    // runs[bench][loss] = that cell's runs, in seed order.
+    let mut runs: Vec<Vec<Vec<common::Run>>> = vec![vec![Vec::new(); LOSSES.len()]; benches.len()];
+    let n = seeds.max(1);
+    for (li, (loss, suffix)) in LOSSES.iter().enumerate() {
+        for i in 0..n {
+            for (bi, b) in benches.iter().enumerate() {
+                let name = format!("{}_loss{suffix}", b.name);
+                if !selected(&name) {
+                    continue;
+                }
+                let t = StdInstant::now();
+                let r = (b.run)(*loss, SEED_BASE + i);
+                eprintln!(
+                    "  {name} seed {}: {:.3} Mbit/s, {:.2} ns/B CPU ({:.1} s)",
+                    SEED_BASE + i,
+                    r.mbps,
+                    r.cpu_ns_per_byte,
+                    t.elapsed().as_secs_f64()
+                );
+                runs[bi][li].push(r);
+            }
+        }
+    }
     // Median goodput by figure name, for the ratios.
     let mut medians = std::collections::HashMap::new();
-    for b in benches() {
+    for (b, cells) in benches.iter().zip(&runs) {
         let mut all_cpu = Vec::new();
-        for (loss, suffix) in LOSSES {
-            let name = format!("{}_loss{suffix}", b.name);
-            if !selected(&name) {
+        for ((_, suffix), cell) in LOSSES.iter().zip(cells) {
+            if cell.is_empty() {
                 continue;
             }
-            let n = seeds.max(1);
-            let t0 = StdInstant::now();
-            let runs: Vec<common::Run> = (0..n)
-                .map(|i| {
-                    let t = StdInstant::now();
-                    let r = (b.run)(loss, SEED_BASE + i);
-                    eprintln!(
-                        "  {name} seed {}: {:.3} Mbit/s, {:.2} ns/B CPU ({:.1} s)",
-                        SEED_BASE + i,
-                        r.mbps,
-                        r.cpu_ns_per_byte,
-                        t.elapsed().as_secs_f64()
-                    );
-                    r
-                })
-                .collect();
-            let cpu: Vec<f64> = runs.iter().map(|r| r.cpu_ns_per_byte).collect();
+            let name = format!("{}_loss{suffix}", b.name);
+            let cpu: Vec<f64> = cell.iter().map(|r| r.cpu_ns_per_byte).collect();
             all_cpu.extend_from_slice(&cpu);
-            let m = common::median(runs.iter().map(|r| r.mbps).collect());
+            let m = common::median(cell.iter().map(|r| r.mbps).collect());
             // Three significant digits for the slow cases (0.065, not 0.07).
             let prec = if m < 1.0 { 3 } else { 2 };
-            eprintln!(
-                "{name}: median of {n} = {m:.prec$} Mbit/s ({:.1} s)",
-                t0.elapsed().as_secs_f64()
-            );
+            eprintln!("{name}: median of {} = {m:.prec$} Mbit/s", cell.len());
             println!("BENCH {name} {m:.prec$} Mbit/s");
             medians.insert(name, m);
             let c = common::median(cpu);
@@ -147,6 +159,21 @@ fn main() {
         if !all_cpu.is_empty() {
             let c = common::median(all_cpu);
             println!("BENCH {} {c:.2} ns/B", b.cpu);
+        }
+    }
+    // udp-sec's CPU per byte over quinn Cubic's, paired run by run (same
+    // loss, same seed, run back to back): the figure that survives noise.
+    let pos = |cpu: &str| benches.iter().position(|b| b.cpu == cpu);
+    if let (Some(u), Some(q)) = (pos("udpsec_cpu_ns_per_byte"), pos("quic_cpu_ns_per_byte")) {
+        let ratios: Vec<f64> = runs[u]
+            .iter()
+            .zip(&runs[q])
+            .flat_map(|(a, b)| a.iter().zip(b))
+            .map(|(a, b)| a.cpu_ns_per_byte / b.cpu_ns_per_byte)
+            .collect();
+        if !ratios.is_empty() {
+            let m = common::median(ratios);
+            println!("BENCH udpsec_vs_quic_cpu_ratio {m:.2} x");
         }
     }
     for (_, suffix) in LOSSES {
