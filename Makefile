@@ -141,6 +141,11 @@ bench: qemu-dep image
 	@# link model in simulated time, and blob / RPC over udp-sec + mux on it;
 	@# its own workspace keeps quinn out of CI builds.
 	$(CARGO) run -q --release --manifest-path tests/transport-bench/Cargo.toml
+	@# The same udp-sec with the image's AEAD (RustCrypto) instead of ring's,
+	@# against quinn Cubic again: only its `udpsec_portable_*` lines.
+	BENCH_ONLY=udpsec_portable,quic_cubic $(CARGO) run -q --release \
+	  --manifest-path tests/transport-bench/Cargo.toml --no-default-features \
+	  | grep '^BENCH udpsec_portable_'
 	@$(TOOLS) boot-bench -- --runs 5 $(BOOT_OPTS)
 	@# Cross-VM: idle CPU of a serving VM, full-mesh set-up (4 and 8 VMs),
 	@# udp-sec echo between two VMs; each from real `make run VMS=N` runs.
