@@ -159,13 +159,7 @@ impl PacketKey {
     /// ciphertext length, or `None` if `buf` has no room for the tag or the
     /// payload is longer than a datagram can carry.
     pub fn seal(&self, pn: u32, header: &[u8], buf: &mut [u8], plain_len: usize) -> Option<usize> {
-        if plain_len > MAX_PLAINTEXT_LEN {
-            return None;
-        }
-        #[cfg(feature = "ring")]
-        return self.seal_ring(pn, header, buf, plain_len);
-        #[cfg(not(feature = "ring"))]
-        return self.seal_portable(pn, header, buf, plain_len);
+        self.seal_with(Backend::BUILD, pn, header, buf, plain_len)
     }
 
     /// Authenticate `sealed` (ciphertext + tag, as received) and decrypt it
@@ -179,69 +173,102 @@ impl PacketKey {
         sealed: &[u8],
         out: &'o mut [u8],
     ) -> Result<&'o [u8], DropReason> {
-        if sealed.len() > MAX_PAYLOAD_LEN {
-            return Err(DropReason::Oversized);
-        }
-        #[cfg(feature = "ring")]
-        return self.open_ring(pn, header, sealed, out);
-        #[cfg(not(feature = "ring"))]
-        return self.open_portable(pn, header, sealed, out);
+        self.open_with(Backend::BUILD, pn, header, sealed, out)
     }
 
-    /// [`seal`](Self::seal) with RustCrypto's ChaCha20 and Poly1305.
-    #[cfg_attr(feature = "ring", allow(dead_code))]
-    fn seal_portable(
+    fn seal_with(
         &self,
+        backend: Backend,
         pn: u32,
         header: &[u8],
         buf: &mut [u8],
         plain_len: usize,
     ) -> Option<usize> {
+        if plain_len > MAX_PLAINTEXT_LEN {
+            return None;
+        }
         let total = plain_len.checked_add(TAG_LEN)?;
-        let buf = buf.get_mut(..total)?;
-        let (data, tag_out) = buf.split_at_mut(plain_len);
-        let mut ks = [0u8; MAX_KS];
-        let tag = self.keystream(pn, plain_len, &mut ks).and_then(|ks| {
-            let (otk, stream) = ks.split_at(BLOCK);
-            xor_in_place(data, stream.get(..plain_len)?);
-            Some(Self::mac(otk, header, data)?.finalize())
-        });
-        ks[..BLOCK].zeroize();
-        tag_out.copy_from_slice(&tag?);
+        let (data, tag_out) = buf.get_mut(..total)?.split_at_mut(plain_len);
+        let tag = match backend {
+            Backend::Portable => self.seal_portable(pn, header, data)?,
+            #[cfg(feature = "ring")]
+            Backend::Ring => match &self.ring {
+                Some(key) => seal_ring(key, pn, header, data)?,
+                None => self.seal_portable(pn, header, data)?,
+            },
+        };
+        tag_out.copy_from_slice(&tag);
         Some(total)
     }
 
-    /// [`open`](Self::open) with RustCrypto's ChaCha20 and Poly1305.
-    #[cfg_attr(feature = "ring", allow(dead_code))]
-    fn open_portable<'o>(
+    fn open_with<'o>(
         &self,
+        backend: Backend,
         pn: u32,
         header: &[u8],
         sealed: &[u8],
         out: &'o mut [u8],
     ) -> Result<&'o [u8], DropReason> {
+        if sealed.len() > MAX_PAYLOAD_LEN {
+            return Err(DropReason::Oversized);
+        }
         let plain_len = sealed
             .len()
             .checked_sub(TAG_LEN)
             .ok_or(DropReason::Malformed)?;
         let (ct, tag) = sealed.split_at(plain_len);
         let out = out.get_mut(..plain_len).ok_or(DropReason::Oversized)?;
+        let r = match backend {
+            Backend::Portable => self.open_portable(pn, header, ct, tag, out),
+            #[cfg(feature = "ring")]
+            Backend::Ring => match &self.ring {
+                Some(key) => open_ring(key, pn, header, ct, tag, out),
+                None => self.open_portable(pn, header, ct, tag, out),
+            },
+        };
+        match r {
+            Ok(()) => Ok(&*out),
+            Err(e) => {
+                out.fill(0);
+                Err(e)
+            }
+        }
+    }
+
+    /// Encrypt `data` in place with RustCrypto's ChaCha20; its Poly1305 tag.
+    fn seal_portable(&self, pn: u32, header: &[u8], data: &mut [u8]) -> Option<[u8; TAG_LEN]> {
         let mut ks = [0u8; MAX_KS];
-        let r = match self.keystream(pn, plain_len, &mut ks) {
+        let tag = self.keystream(pn, data.len(), &mut ks).and_then(|ks| {
+            let (otk, stream) = ks.split_at(BLOCK);
+            xor_in_place(data, stream.get(..data.len())?);
+            Some(Self::mac(otk, header, data)?.finalize())
+        });
+        ks[..BLOCK].zeroize();
+        Some(tag?.into())
+    }
+
+    /// Check `tag` over `ct` (RustCrypto's Poly1305, constant time) and only
+    /// then decrypt `ct` into `out` (`out.len() == ct.len()`).
+    fn open_portable(
+        &self,
+        pn: u32,
+        header: &[u8],
+        ct: &[u8],
+        tag: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), DropReason> {
+        let mut ks = [0u8; MAX_KS];
+        let r = match self.keystream(pn, ct.len(), &mut ks) {
             Some(ks) => {
                 let (otk, stream) = ks.split_at(BLOCK);
-                match (Self::mac(otk, header, ct), stream.get(..plain_len)) {
+                match (Self::mac(otk, header, ct), stream.get(..ct.len())) {
                     (Some(mac), Some(stream)) => {
-                        // Constant-time comparison (`subtle`), before any decryption.
                         match mac.verify(poly1305::Block::from_slice(tag)) {
                             Ok(()) => {
                                 xor_to(out, ct, stream);
                                 Ok(())
                             }
-                            Err(_) => {
-                                out.fill(0);
-                                Err(DropReason::AuthFailed)
-                            }
+                            Err(_) => Err(DropReason::AuthFailed),
                         }
                     }
                     _ => Err(DropReason::Oversized),
@@ -250,60 +277,64 @@ impl PacketKey {
             None => Err(DropReason::Oversized),
         };
         ks[..BLOCK].zeroize();
-        r.map(|()| &*out)
+        r
     }
+}
 
-    /// [`seal`](Self::seal) with ring.
+/// Which AEAD code seals and opens: the same construction either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    /// RustCrypto's `chacha20` and `poly1305` (the image's; with `ring`,
+    /// the tests' and the fallback's).
+    #[cfg_attr(all(feature = "ring", not(test)), allow(dead_code))]
+    Portable,
+    /// ring's ChaCha20-Poly1305 (host builds with the `ring` feature).
     #[cfg(feature = "ring")]
-    fn seal_ring(&self, pn: u32, header: &[u8], buf: &mut [u8], plain_len: usize) -> Option<usize> {
-        use ring::aead::{Aad, Nonce};
-        let Some(key) = &self.ring else {
-            return self.seal_portable(pn, header, buf, plain_len);
-        };
-        let total = plain_len.checked_add(TAG_LEN)?;
-        let (data, tag_out) = buf.get_mut(..total)?.split_at_mut(plain_len);
-        let tag = key
-            .seal_in_place_separate_tag(
-                Nonce::assume_unique_for_key(nonce(pn)),
-                Aad::from(header),
-                data,
-            )
-            .ok()?;
-        tag_out.copy_from_slice(tag.as_ref());
-        Some(total)
-    }
+    Ring,
+}
 
-    /// [`open`](Self::open) with ring: the ciphertext is copied into `out`
-    /// and opened there (ring verifies in place).
+impl Backend {
+    /// What `seal` and `open` use in this build.
     #[cfg(feature = "ring")]
-    fn open_ring<'o>(
-        &self,
-        pn: u32,
-        header: &[u8],
-        sealed: &[u8],
-        out: &'o mut [u8],
-    ) -> Result<&'o [u8], DropReason> {
-        use ring::aead::{Aad, Nonce, Tag};
-        let Some(key) = &self.ring else {
-            return self.open_portable(pn, header, sealed, out);
-        };
-        let plain_len = sealed
-            .len()
-            .checked_sub(TAG_LEN)
-            .ok_or(DropReason::Malformed)?;
-        let (ct, tag) = sealed.split_at(plain_len);
-        let tag = Tag::try_from(tag).map_err(|_| DropReason::Malformed)?;
-        let out = out.get_mut(..plain_len).ok_or(DropReason::Oversized)?;
-        out.copy_from_slice(ct);
-        let nonce = Nonce::assume_unique_for_key(nonce(pn));
-        match key.open_in_place_separate_tag(nonce, Aad::from(header), tag, out, 0..) {
-            Ok(_) => Ok(&*out),
-            Err(_) => {
-                out.fill(0);
-                Err(DropReason::AuthFailed)
-            }
-        }
-    }
+    const BUILD: Backend = Backend::Ring;
+    #[cfg(not(feature = "ring"))]
+    const BUILD: Backend = Backend::Portable;
+}
+
+/// Encrypt `data` in place with ring; its tag.
+#[cfg(feature = "ring")]
+fn seal_ring(
+    key: &ring::aead::LessSafeKey,
+    pn: u32,
+    header: &[u8],
+    data: &mut [u8],
+) -> Option<[u8; TAG_LEN]> {
+    use ring::aead::{Aad, Nonce};
+    let nonce = Nonce::assume_unique_for_key(nonce(pn));
+    let tag = key
+        .seal_in_place_separate_tag(nonce, Aad::from(header), data)
+        .ok()?;
+    tag.as_ref().try_into().ok()
+}
+
+/// Decrypt `ct` into `out` with ring, which checks `tag` first (ring opens
+/// in place, so `ct` is copied into `out` before).
+#[cfg(feature = "ring")]
+fn open_ring(
+    key: &ring::aead::LessSafeKey,
+    pn: u32,
+    header: &[u8],
+    ct: &[u8],
+    tag: &[u8],
+    out: &mut [u8],
+) -> Result<(), DropReason> {
+    use ring::aead::{Aad, Nonce, Tag};
+    let tag = Tag::try_from(tag).map_err(|_| DropReason::Malformed)?;
+    out.copy_from_slice(ct);
+    let nonce = Nonce::assume_unique_for_key(nonce(pn));
+    key.open_in_place_separate_tag(nonce, Aad::from(header), tag, out, 0..)
+        .map(|_| ())
+        .map_err(|_| DropReason::AuthFailed)
 }
 
 /// ring's key for the same 32 bytes. ChaCha20-Poly1305 takes every 32-byte
@@ -398,29 +429,46 @@ impl ReplayWindow {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::boxed::Box;
 
     #[test]
     fn nonce_is_zero_prefix_then_le_pn() {
         assert_eq!(nonce(0x0102_0304), [0, 0, 0, 0, 4, 3, 2, 1, 0, 0, 0, 0]);
     }
 
-    type Seal = fn(&PacketKey, u32, &[u8], &mut [u8], usize) -> Option<usize>;
-    type Open =
-        for<'o> fn(&PacketKey, u32, &[u8], &[u8], &'o mut [u8]) -> Result<&'o [u8], DropReason>;
+    type Seal = Box<dyn Fn(&PacketKey, u32, &[u8], &mut [u8], usize) -> Option<usize>>;
+    type Open = Box<
+        dyn for<'o> Fn(&PacketKey, u32, &[u8], &[u8], &'o mut [u8]) -> Result<&'o [u8], DropReason>,
+    >;
 
-    /// Every backend this build has, and the dispatching pair: each must
-    /// give the same bytes whichever build runs the tests.
+    /// Every backend this build has, and the public pair: each must give
+    /// the same bytes whichever build runs the tests.
     fn backends() -> alloc::vec::Vec<(&'static str, Seal, Open)> {
-        let mut v: alloc::vec::Vec<(&'static str, Seal, Open)> = alloc::vec![
-            ("dispatch", PacketKey::seal, PacketKey::open),
-            (
-                "portable",
-                PacketKey::seal_portable,
-                PacketKey::open_portable
-            ),
-        ];
+        #[allow(unused_mut)] // only `ring` builds push a second
+        let mut all = alloc::vec![Backend::Portable];
         #[cfg(feature = "ring")]
-        v.push(("ring", PacketKey::seal_ring, PacketKey::open_ring));
+        all.push(Backend::Ring);
+        let mut v: alloc::vec::Vec<(&'static str, Seal, Open)> = alloc::vec![(
+            "public",
+            Box::new(PacketKey::seal),
+            Box::new(|k: &PacketKey, pn, h: &[u8], s: &[u8], o| k.open(pn, h, s, o)),
+        )];
+        for b in all {
+            let name = if b == Backend::Portable {
+                "portable"
+            } else {
+                "ring"
+            };
+            v.push((
+                name,
+                Box::new(move |k: &PacketKey, pn, h: &[u8], buf: &mut [u8], len| {
+                    k.seal_with(b, pn, h, buf, len)
+                }),
+                Box::new(move |k: &PacketKey, pn, h: &[u8], s: &[u8], o| {
+                    k.open_with(b, pn, h, s, o)
+                }),
+            ));
+        }
         v
     }
 
@@ -435,25 +483,19 @@ mod tests {
             assert_eq!(n, 5 + TAG_LEN, "{name}");
             let mut out = [0u8; 64];
             assert_eq!(open(&k, 9, &hdr, &buf[..n], &mut out).unwrap(), b"hello");
-            assert_eq!(
-                open(&k, 10, &hdr, &buf[..n], &mut out).unwrap_err(),
-                DropReason::AuthFailed,
-                "{name}"
-            );
+            // another packet number, header or ciphertext: the tag fails
             let mut h2 = hdr;
             h2[20] ^= 1;
-            assert_eq!(
-                open(&k, 9, &h2, &buf[..n], &mut out).unwrap_err(),
-                DropReason::AuthFailed,
-                "{name}"
-            );
             let mut c = buf;
             c[2] ^= 0x80;
-            assert_eq!(
-                open(&k, 9, &hdr, &c[..n], &mut out).unwrap_err(),
-                DropReason::AuthFailed,
-                "{name}"
-            );
+            for (pn, h, sealed) in [
+                (10, &hdr, &buf[..n]),
+                (9, &h2, &buf[..n]),
+                (9, &hdr, &c[..n]),
+            ] {
+                let r = open(&k, pn, h, sealed, &mut out);
+                assert_eq!(r, Err(DropReason::AuthFailed), "{name} pn {pn}");
+            }
             // nothing is decrypted when the tag does not verify: the
             // plaintext span is zeroed, the rest untouched
             let mut out = [0xAAu8; 64];
