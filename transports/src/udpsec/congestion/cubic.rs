@@ -75,8 +75,8 @@ struct Epoch {
     w_max: u64,
     /// `W_est` in bytes.
     w_est: u64,
-    /// Up to when `W_est` has been advanced (`None`: from `start`).
-    est_at: Option<Instant>,
+    /// Up to when `W_est` has been advanced (from the stage's start).
+    est_at: Instant,
 }
 
 /// CUBIC congestion controller.
@@ -156,7 +156,7 @@ impl Cubic {
             k_us: 0,
             w_max: window,
             w_est: window,
-            est_at: None,
+            est_at: now,
         });
         let start = *e.start.get_or_insert(now);
         let t_us = crate::udpsec::since(now, start).total_micros();
@@ -168,9 +168,8 @@ impl Cubic {
         } else {
             (ALPHA_NUM, ALPHA_DEN)
         };
-        let last = *e.est_at.get_or_insert(start);
-        let dt = crate::udpsec::since(now, last).total_micros();
-        e.est_at = Some(now);
+        let dt = crate::udpsec::since(now, e.est_at).total_micros();
+        e.est_at = now;
         let num = u128::from(an) * u128::from(self.mss) * u128::from(dt) + self.est_rem;
         let den = u128::from(ad) * u128::from(srtt.total_micros().max(1));
         e.w_est = e
@@ -216,7 +215,7 @@ impl Controller for Cubic {
         if app_limited {
             // Idle time earns no Reno-friendly growth.
             if let Some(e) = self.epoch.as_mut() {
-                e.est_at = Some(now);
+                e.est_at = now;
             }
             return;
         }
@@ -265,7 +264,7 @@ impl Controller for Cubic {
             k_us: Self::k_us(self.mss, w_max, self.window),
             w_max,
             w_est: self.window,
-            est_at: None,
+            est_at: now,
         });
         self.est_rem = 0;
         self.inc_rem = 0;
